@@ -8,11 +8,11 @@ API and, where AS4 is involved, an ebMS 3 error code.
 
     BusError
     ├── InvalidInput                 400  bad input: never retry, tell the sender what is wrong
-    │   ├── XmlSecurityError         400  refused by the hardened XML parser (DTD, entity, size, depth)
+    │   ├── XmlSecurityError         400  refused by the hardened XML parser (DTD, size, depth)
     │   ├── InvalidIdentifier        400  participant id, organisation number or national id
     │   ├── EnvelopeError            400  SBD structure or Peppol envelope rule broken
     │   ├── SignatureError           400  signature missing, malformed, or does not verify
-    │   │   └── UntrustedSigner      400  signature verifies, signer does not chain to a trust anchor
+    │   │   └── UntrustedSigner      400  signer does not chain to a trust anchor
     │   └── PackageError             400  document package (ASiC-E / CMS) cannot be opened
     │       ├── DecryptionError      400  not for our key, or the ciphertext is corrupt
     │       ├── DigestMismatch       400  a file differs from what was signed

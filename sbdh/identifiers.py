@@ -111,7 +111,9 @@ class NationalId:
                 f"national id must have 11 digits, got {len(v)} characters", rule="nid-length"
             )
         if not v.isascii() or not v.isdigit():
-            raise InvalidIdentifier("national id must contain only the digits 0-9", rule="nid-digits")
+            raise InvalidIdentifier(
+                "national id must contain only the digits 0-9", rule="nid-digits"
+            )
         first = mod11_check_digit(v[:9], _NID_WEIGHTS_1)
         if first is None or first != int(v[9]):
             raise InvalidIdentifier(
@@ -168,7 +170,8 @@ class ParticipantId:
     def __post_init__(self) -> None:
         if self.scheme.lower() != PARTICIPANT_SCHEME:
             raise InvalidIdentifier(
-                f"participant identifier scheme must be {PARTICIPANT_SCHEME!r}, got {self.scheme!r}",
+                f"participant identifier scheme must be {PARTICIPANT_SCHEME!r}, "
+                f"got {self.scheme!r}",
                 rule="participant-scheme",
             )
         if not self.value or self.value != self.value.strip():

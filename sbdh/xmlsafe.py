@@ -54,7 +54,7 @@ _DTD_MARKERS = (
 class _RefuseAll(etree.Resolver):
     """Belt and braces: should libxml2 ever try to fetch something, refuse it."""
 
-    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
         raise XmlSecurityError(
             f"external resource {system_url!r} refused: documents may not load anything",
             rule="xml-external",
@@ -131,7 +131,9 @@ def parse_xml(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element
     return root
 
 
-def parse_xml_file(path: str | os.PathLike[str], limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element:
+def parse_xml_file(
+    path: str | os.PathLike[str], limits: XmlLimits = DEFAULT_LIMITS
+) -> etree._Element:
     """Parse an untrusted file, refusing it by its size before reading it."""
     size = os.stat(path).st_size
     if size > limits.max_bytes:
@@ -153,6 +155,4 @@ def _check_depth(root: etree._Element, max_depth: int) -> None:
     # An XPath that matches an element at depth max_depth + 1 runs in C and stops early.
     probe = "boolean(/" + "*/" * max_depth + "*)"
     if root.xpath(probe):
-        raise XmlSecurityError(
-            f"elements nested deeper than {max_depth} levels", rule="xml-depth"
-        )
+        raise XmlSecurityError(f"elements nested deeper than {max_depth} levels", rule="xml-depth")

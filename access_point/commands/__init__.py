@@ -1,0 +1,1 @@
+"""Command groups of the ``budstikke`` CLI; each module exposes ``register(subparsers)``."""
