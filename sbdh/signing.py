@@ -37,7 +37,9 @@ from signxml.exceptions import InvalidSignature as SignxmlInvalidSignature
 from signxml.verifier import SignatureConfiguration
 
 from sbdh.errors import SignatureError
+from sbdh.model import StandardBusinessDocument
 from sbdh.pki import Credential
+from sbdh.rules import Profile, check_sbd
 from sbdh.trust import KeyPurpose, TrustStore, load_certificates, verify_certificate
 from sbdh.xmlsafe import DEFAULT_LIMITS, XmlLimits, parse_xml
 
@@ -64,6 +66,13 @@ class VerifiedSbd:
     signer: x509.Certificate
     #: the signer's path to the trust anchor, leaf first
     chain: tuple[x509.Certificate, ...]
+
+    def sbd(self, profile: Profile = Profile.AUTO) -> StandardBusinessDocument:
+        """The signed document as a model, after the envelope rules of ``profile``.
+
+        Parsed from :attr:`document` (what was verified), never from the received bytes.
+        """
+        return check_sbd(self.document, profile)
 
 
 def sign_sbd(sbd_xml: bytes, signer: Credential) -> bytes:

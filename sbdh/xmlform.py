@@ -117,6 +117,8 @@ class Reading:
     text_instead_of_message: bool = False
     #: the business message element, when there is one (for rules that look inside it)
     payload_element: etree._Element | None = field(default=None, compare=False, repr=False)
+    #: a ds:Signature follows the business message (verify it with sbdh.signing.verify_sbd)
+    signed: bool = False
 
 
 class _Walk:
@@ -438,6 +440,7 @@ _SERVICE_TRANSACTION = (
     "TimeToPerform",
     "Recurrence",
 )
+_DS_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
 _TRANSACTION_TYPES = ("RequestingServiceTransaction", "RespondingServiceTransaction")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
@@ -475,6 +478,13 @@ def read_sbd(root: etree._Element) -> Reading:
     ):
         header_element = elements.pop(0)
     header = walk.header(header_element) if header_element is not None else None
+    signed = False
+    if len(elements) >= 2 and elements[-1].tag == _DS_SIGNATURE:
+        # A signed SBD (sbdh.signing) carries its enveloped signature as the last child. The
+        # SBDH schema has no place for it; we allow exactly this one position. The model is the
+        # unsigned document: only sbdh.signing.verify_sbd can say what the signature covers.
+        elements.pop()
+        signed = True
     payload_element: etree._Element | None = None
     if not elements:
         walk.fail(
@@ -512,6 +522,7 @@ def read_sbd(root: etree._Element) -> Reading:
         has_header=header_element is not None,
         text_instead_of_message=text_found and payload_element is None,
         payload_element=payload_element,
+        signed=signed,
     )
 
 

@@ -173,3 +173,31 @@ def test_verified_document_is_what_was_signed_not_what_was_received(
     noisy = signed.replace(b"<Type>Invoice</Type>", b"<Type>Invoice<!-- injected --></Type>")
     verified = verify_sbd(noisy, trust, at=now)
     assert b"injected" not in verified.document
+
+
+def test_the_model_comes_from_what_was_verified(
+    signed: bytes, trust: TrustStore, now: datetime
+) -> None:
+    from sbdh.rules import Profile
+
+    sbd = verify_sbd(signed, trust, at=now).sbd(Profile.PEPPOL)
+    assert sbd.header.document_identification.type == "Invoice"
+    assert sbd.header.country_c1 == "AT"
+
+
+def test_a_signed_sbd_still_passes_the_envelope_rules(signed: bytes) -> None:
+    from sbdh.rules import Profile, validate_sbd
+
+    report = validate_sbd(signed, Profile.PEPPOL)
+    assert report.valid, report.violations
+
+
+def test_anything_after_the_signature_breaks_the_envelope_rules(signed: bytes) -> None:
+    from sbdh.rules import validate_sbd
+
+    extra = signed.replace(
+        b"</StandardBusinessDocument>", b"<x:extra xmlns:x='urn:x'/></StandardBusinessDocument>"
+    )
+    report = validate_sbd(extra)
+    assert not report.valid
+    assert report.violations[0].rule == "sbdh-unexpected-element"
