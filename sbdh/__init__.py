@@ -14,7 +14,11 @@ and the clock are passed in. One module per idea:
 ``signing``        enveloped XMLDSig on SBDs, verification against trust anchors
 ``trust``          certificate path validation
 ``pki``            a development PKI
-``package``        the document package: ASiC-E with XAdES, encrypted with CMS
+``package``        the document package: seal and open
+``asic``           ASiC-E container rules (mimetype, every entry signed)
+``ziparchive``     the strict streaming ZIP writer and reader under ASiC-E
+``xades``          XAdES baseline-B signatures over streamed files
+``cms``            CMS EnvelopedData (AES-256-CBC, RSAES-OAEP), streaming, random-access reads
 =================  ============================================================================
 
 The names below are importable from ``sbdh`` directly; they load their module on first use, so
