@@ -1,0 +1,164 @@
+"""Settings: read once, in the composition root, into a frozen value.
+
+Every setting comes from an environment variable ``BUDSTIKKE_<NAME>`` (upper case), with a
+default that gives the embedded default: SQLite and the database queue under ``var/``, no
+server to install. Nothing below the composition root reads the environment; it is handed a
+:class:`Settings`. Secrets are masked in ``repr``.
+
+==============================  =================================================================
+variable                        meaning (default)
+==============================  =================================================================
+BUDSTIKKE_DATA_DIR              where the embedded database, files and keys live (``var``)
+BUDSTIKKE_DATABASE_URL          SQLAlchemy async URL (``sqlite+aiosqlite:///<data_dir>/budstikke.db``);
+                                PostgreSQL: ``postgresql+asyncpg://user:pw@host/db``
+BUDSTIKKE_AMQP_URL              RabbitMQ URL; unset = the embedded queue on the database
+BUDSTIKKE_STORAGE_KEY           base64 of the 32-byte key that encrypts files at rest; unset = a key
+                                generated once into ``<data_dir>/storage.key`` (mode 0600)
+BUDSTIKKE_HOST / _PORT          where ``budstikke serve`` listens (``127.0.0.1`` / ``9093``)
+BUDSTIKKE_ORGANISATIONS         organisation numbers hosted here, comma-separated
+BUDSTIKKE_DEFAULT_LIFETIME      seconds a message lives without expectedResponseDateTime (86400)
+BUDSTIKKE_INBOX_LOCK_TIMEOUT    seconds a peeked message stays locked (300)
+BUDSTIKKE_MAX_FILE_SIZE         largest uploaded file, bytes (1 GiB)
+BUDSTIKKE_MAX_MULTIPART_SIZE    largest one-step multipart request, bytes (5 MiB, as the reference)
+BUDSTIKKE_WORKER_CONCURRENCY    jobs a worker runs at once (8)
+BUDSTIKKE_LIFETIME_SWEEP        seconds between sweeps that mark expired messages (60)
+BUDSTIKKE_WEBHOOK_TIMEOUT       seconds a webhook receiver gets to answer (10)
+BUDSTIKKE_WEBHOOK_MAX_ATTEMPTS  attempts before a webhook delivery is given up (12)
+==============================  =================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+
+from sbdh.errors import ConfigurationError
+from sbdh.identifiers import OrganisationNumber
+
+__all__ = ["Secret", "Settings", "load_settings"]
+
+_PREFIX = "BUDSTIKKE_"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret value that never shows itself in ``repr`` or ``str``."""
+
+    value: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    amqp_url: Secret | None = None
+    storage_key: Secret | None = None
+    host: str = "127.0.0.1"
+    port: int = 9093
+    organisations: tuple[OrganisationNumber, ...] = ()
+    default_lifetime: timedelta = timedelta(hours=24)
+    inbox_lock_timeout: timedelta = timedelta(minutes=5)
+    max_file_size: int = 1 << 30
+    max_multipart_size: int = 5 << 20
+    worker_concurrency: int = 8
+    lifetime_sweep: timedelta = timedelta(seconds=60)
+    webhook_timeout: timedelta = timedelta(seconds=10)
+    webhook_max_attempts: int = 12
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            url = f"sqlite+aiosqlite:///{self.data_dir / 'budstikke.db'}"
+            object.__setattr__(self, "database_url", url)
+        if self.storage_key is not None and len(self.storage_key.value) != 32:
+            raise ConfigurationError("BUDSTIKKE_STORAGE_KEY must be 32 bytes (base64)")
+        for name in ("port", "max_file_size", "max_multipart_size", "worker_concurrency"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"BUDSTIKKE_{name.upper()} must be positive")
+
+    @property
+    def embedded(self) -> bool:
+        """True for the embedded default: the queue lives in the database."""
+        return self.amqp_url is None
+
+    @property
+    def database_is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_storage_key(self) -> Settings:
+        """These settings with a storage key: the configured one, or one kept under data_dir."""
+        if self.storage_key is not None:
+            return self
+        path = self.data_dir / "storage.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
+        return replace(self, storage_key=Secret(_b64_key(path.read_text().strip(), str(path))))
+
+
+def _b64_key(text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigurationError(f"{where}: storage key is not base64") from exc
+    if len(key) != 32:
+        raise ConfigurationError(f"{where}: storage key must be 32 bytes, got {len(key)}")
+    return key
+
+
+def _seconds(name: str, text: str) -> timedelta:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{_PREFIX}{name} must be a number of seconds") from exc
+    if value <= 0:
+        raise ConfigurationError(f"{_PREFIX}{name} must be positive")
+    return timedelta(seconds=value)
+
+
+def _integer(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{_PREFIX}{name} must be a whole number") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``environ`` (``os.environ`` by default); ``overrides`` win."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        text = env.get(_PREFIX + f.name.upper())
+        if text is None or text == "":
+            continue
+        name = f.name.upper()
+        if f.name == "data_dir":
+            values[f.name] = Path(text)
+        elif f.name in ("database_url", "host"):
+            values[f.name] = text
+        elif f.name == "amqp_url":
+            values[f.name] = Secret(text.encode())
+        elif f.name == "storage_key":
+            values[f.name] = Secret(_b64_key(text, _PREFIX + name))
+        elif f.name == "organisations":
+            values[f.name] = tuple(
+                OrganisationNumber.parse(part) for part in text.split(",") if part.strip()
+            )
+        elif f.type in ("timedelta", timedelta):
+            values[f.name] = _seconds(name, text)
+        else:
+            values[f.name] = _integer(name, text)
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
