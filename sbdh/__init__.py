@@ -33,6 +33,10 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     # errors
     "BusError": "errors",
+    "Conflict": "errors",
+    "Forbidden": "errors",
+    "PayloadTooLarge": "errors",
+    "Unauthorized": "errors",
     "ConfigurationError": "errors",
     "DecryptionError": "errors",
     "DigestMismatch": "errors",

@@ -18,8 +18,12 @@ API and, where AS4 is involved, an ebMS 3 error code.
     │       ├── DigestMismatch       400  a file differs from what was signed
     │       ├── MissingFile          400  the manifest or signature names a file that is absent
     │       └── DecompressionError   400  compressed data is corrupt or expands past its cap
+    ├── PayloadTooLarge              413  over a configured size limit (also an InvalidInput)
+    ├── Unauthorized                 401  no or unknown API credentials
+    ├── Forbidden                    403  credentials valid, but not for this organisation
     ├── NotFound                     404  no such message, participant or file
     │   └── NoRoute                  404  receiver not served / no endpoint for this document type
+    ├── Conflict                     409  same id, different content; or the wrong state for this
     ├── TransientDeliveryError       503  try again later, with backoff
     ├── PermanentDeliveryError       502  will never succeed: dead-letter, mark FEIL
     └── ConfigurationError           500  the access point itself is set up wrongly
@@ -155,6 +159,31 @@ class MissingFile(PackageError):
 class DecompressionError(PackageError):
     ebms_code = EbmsCode.DECOMPRESSION_FAILURE
     code = "decompression-failed"
+
+
+class PayloadTooLarge(InvalidInput):
+    http_status = 413
+    code = "payload-too-large"
+
+
+class Unauthorized(BusError):
+    http_status = 401
+    ebms_code = EbmsCode.FAILED_AUTHENTICATION
+    code = "unauthorized"
+
+
+class Forbidden(BusError):
+    http_status = 403
+    ebms_code = EbmsCode.FAILED_AUTHENTICATION
+    code = "forbidden"
+
+
+class Conflict(BusError):
+    """The same message id with different content, or an operation the message's state forbids."""
+
+    http_status = 409
+    ebms_code = EbmsCode.VALUE_INCONSISTENT
+    code = "conflict"
 
 
 class NotFound(BusError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,3 +39,45 @@ def dev_pki(now: datetime) -> DevPki:
 @pytest.fixture(scope="session")
 def trust(dev_pki: DevPki) -> TrustStore:
     return TrustStore((dev_pki.root.certificate,))
+
+
+def _server_url(variable: str, what: str) -> str:
+    """A real server's URL from the environment; skipped locally when unset, a failure in CI."""
+    url = os.environ.get(variable)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{variable} is not set: CI must start {what} (.ci/run does)")
+        pytest.skip(f"{what} not available: set {variable} (bash .ci/run starts one)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """``postgresql://user:pw@host:port/db`` of a PostgreSQL whose user may create databases."""
+    return _server_url("BUDSTIKKE_TEST_POSTGRES_URL", "PostgreSQL")
+
+
+@pytest.fixture
+async def postgres_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, as a SQLAlchemy asyncpg URL."""
+    import asyncpg
+
+    name = f"budstikke_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = postgres_admin_url.rsplit("/", 1)[0]
+    yield base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """``amqp://user:pw@host:port/`` of a RabbitMQ broker."""
+    return _server_url("BUDSTIKKE_TEST_AMQP_URL", "RabbitMQ")
