@@ -198,18 +198,25 @@ def _payload(payload: Payload) -> tuple[str, Any]:
     return TEXT_CONTENT_KEY, {"mimeType": payload.mime_type, "value": payload.value}
 
 
-def sbd_to_python(document: StandardBusinessDocument) -> dict[str, Any]:
-    """The JSON form as ``dict``/``list`` values, ready for :func:`json.dumps`."""
+def sbd_to_python(document: StandardBusinessDocument, *, wrapped: bool = True) -> dict[str, Any]:
+    """The JSON form as ``dict``/``list`` values, ready for :func:`json.dumps`.
+
+    ``wrapped`` puts the document under ``standardBusinessDocument``, as the DPI messages do;
+    the NextMove REST API sends and returns it bare (``{"standardBusinessDocumentHeader": …,
+    "<type>": …}``).
+    """
     body: dict[str, Any] = {HEADER_KEY: _header(document.header)}
     if document.payload is not None:
         key, value = _payload(document.payload)
         body[key] = value
-    return {ROOT_KEY: body}
+    return {ROOT_KEY: body} if wrapped else body
 
 
-def sbd_to_json(document: StandardBusinessDocument, *, indent: int | None = 2) -> bytes:
-    """The NextMove JSON form of ``document``, UTF-8."""
-    text = json.dumps(sbd_to_python(document), ensure_ascii=False, indent=indent)
+def sbd_to_json(
+    document: StandardBusinessDocument, *, indent: int | None = 2, wrapped: bool = True
+) -> bytes:
+    """The JSON form of ``document``, UTF-8 (see :func:`sbd_to_python` for ``wrapped``)."""
+    text = json.dumps(sbd_to_python(document, wrapped=wrapped), ensure_ascii=False, indent=indent)
     return text.encode("utf-8")
 
 
@@ -549,14 +556,19 @@ def read_python(value: object) -> JsonReading:
     root = reader.obj(value, "$")
     if root is None:
         return JsonReading(None, tuple(reader.violations))
-    reader.known(root, "$", (ROOT_KEY,))
-    if ROOT_KEY not in root:
-        reader.fail("$", f"{ROOT_KEY} is required")
-        return JsonReading(None, tuple(reader.violations))
-    body = reader.obj(root[ROOT_KEY], f"$/{ROOT_KEY}")
+    if ROOT_KEY not in root and HEADER_KEY in root:
+        # the bare form of the NextMove REST API
+        body: dict[str, Any] | None = root
+        path = "$"
+    else:
+        reader.known(root, "$", (ROOT_KEY,))
+        if ROOT_KEY not in root:
+            reader.fail("$", f"{ROOT_KEY} (or {HEADER_KEY}) is required")
+            return JsonReading(None, tuple(reader.violations))
+        body = reader.obj(root[ROOT_KEY], f"$/{ROOT_KEY}")
+        path = f"$/{ROOT_KEY}"
     if body is None:
         return JsonReading(None, tuple(reader.violations))
-    path = f"$/{ROOT_KEY}"
     header = None
     if HEADER_KEY not in body:
         reader.violations.append(Violation("no-sbdh", f"{path}: {HEADER_KEY} is missing"))

@@ -268,3 +268,15 @@ def test_generated_dpi_messages_round_trip(
     assert sbd_from_json(json_form) == document
     assert sbd_from_xml(sbd_to_xml(sbd_from_json(json_form))) == document
     assert json.loads(sbd_to_json(sbd_from_xml(sbd_to_xml(document)))) == json.loads(json_form)
+
+
+def test_the_bare_nextmove_api_form_reads_and_writes(testdata: Path) -> None:
+    from sbdh.jsonform import sbd_to_python
+
+    wrapped = (testdata / "eformidling/samples/digital_ready_for_send-sbd.json").read_bytes()
+    document = sbd_from_json(wrapped)
+    bare = sbd_to_python(document, wrapped=False)
+    assert set(bare) == {"standardBusinessDocumentHeader", "digital"}
+    assert sbd_from_json(json.dumps(bare).encode()) == document
+    assert json.loads(sbd_to_json(document, wrapped=False)) == bare
+    assert json.loads(sbd_to_json(document)) == json.loads(wrapped)
