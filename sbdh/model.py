@@ -738,20 +738,29 @@ def peppol_sbd(
         scopes.append(Scope(ScopeType.MLS_TO, mls_value, PARTICIPANT_SCHEME))
     if mls_type is not None:
         scopes.append(Scope(ScopeType.MLS_TYPE, MlsType(mls_type).value))
-    header = StandardBusinessDocumentHeader(
+    identification = DocumentIdentification(
+        standard=standard,
+        type_version=version,
+        instance_identifier=instance_identifier,
+        type=doc_type,
+        creation_date_and_time=format_xs_datetime(created),
+    )
+    return StandardBusinessDocument(_header(sender, receiver, identification, scopes), payload)
+
+
+def _header(
+    sender: ParticipantId | str,
+    receiver: ParticipantId | str,
+    identification: DocumentIdentification,
+    scopes: list[Scope],
+) -> StandardBusinessDocumentHeader:
+    return StandardBusinessDocumentHeader(
         header_version=HEADER_VERSION,
         senders=(Partner.participant(sender),),
         receivers=(Partner.participant(receiver),),
-        document_identification=DocumentIdentification(
-            standard=standard,
-            type_version=version,
-            instance_identifier=instance_identifier,
-            type=doc_type,
-            creation_date_and_time=format_xs_datetime(created),
-        ),
+        document_identification=identification,
         business_scope=BusinessScope(tuple(scopes)),
     )
-    return StandardBusinessDocument(header, payload)
 
 
 def eformidling_sbd(
@@ -799,17 +808,11 @@ def eformidling_sbd(
             scopes.append(Scope(scope_type, value, process))
     if document_type is None:
         document_type = message.type if isinstance(message, BusinessMessage) else message.local_name
-    header = StandardBusinessDocumentHeader(
-        header_version=HEADER_VERSION,
-        senders=(Partner.participant(sender),),
-        receivers=(Partner.participant(receiver),),
-        document_identification=DocumentIdentification(
-            standard=standard,
-            type_version=type_version,
-            instance_identifier=instance_identifier,
-            type=document_type,
-            creation_date_and_time=format_xs_datetime(created),
-        ),
-        business_scope=BusinessScope(tuple(scopes)),
+    identification = DocumentIdentification(
+        standard=standard,
+        type_version=type_version,
+        instance_identifier=instance_identifier,
+        type=document_type,
+        creation_date_and_time=format_xs_datetime(created),
     )
-    return StandardBusinessDocument(header, message)
+    return StandardBusinessDocument(_header(sender, receiver, identification, scopes), message)
