@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -144,7 +143,10 @@ def package_round_trip(pki: DevPki, size: int, work: Path) -> dict[str, float]:
 def child(size: int, work: Path) -> None:
     pki = generate_dev_pki(now=datetime.now(UTC), ca_key_size=2048)
     result = package_round_trip(pki, size, work)
-    result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM rather than ru_maxrss, which Linux carries over from the parent across exec
+    with open("/proc/self/status") as status:
+        hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    result["maxrss_mb"] = hwm_kb / 1024
     print(json.dumps(result))
 
 
