@@ -1,0 +1,2222 @@
+"""The business operations of the access point: what the API, the CLI and the workers call.
+
+:class:`MessageService` owns every state change of a message. Each operation is one database
+transaction that writes the change, its status history and its outbox rows together (the
+transactional outbox: the relay in :mod:`adapters.queue` publishes them as jobs).
+
+Shape of the flow, as integrasjonspunkt does it (NextMove API):
+
+* ``create`` stores the SBD and records OPPRETTET. Idempotent: the same message id with the
+  same SBD returns the stored message (``existing=True``); with a different SBD,
+  :class:`Conflict` naming the first field that differs.
+* ``upload`` streams one file to the encrypted file store.
+* ``send`` validates and writes a ``send`` outbox row. It does **not** record SENDT:
+  integrasjonspunkt records SENDT when the channel has taken the message (its ``NextMoveSender``
+  after the channel's send succeeded), so SENDT means "handed over", not "asked to send". Here
+  :meth:`MessageService.deliver_locally` records SENDT and MOTTATT when it hands a message to an
+  organisation hosted on this access point; the AS4 channel will record SENDT / MOTTATT from its
+  receipts.
+* the receiver ``peek``s (lock), ``pop``s (the ASiC-E) and acknowledges (INNKOMMENDE_LEVERT, and
+  LEVERT on the sender's message when it was delivered here).
+* an ``arkivmelding_kvittering`` delivered back in the same conversation records LEST on the
+  original arkivmelding.
+
+Authorisation: a client sees a message when one of its organisations is the sender of an
+outgoing message or the receiver of an incoming one. Anything else is :class:`NotFound`, never
+:class:`Forbidden`, so a message id does not reveal that the message exists; Forbidden is only
+for sending as an organisation the client does not hold.
+
+Views are frozen dataclasses whose ``to_json()`` gives the NextMove JSON shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from lxml import etree
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from access_point.settings import Settings
+from access_point.statuses import Direction, MessageStatus, ServiceIdentifier
+from adapters.db.engine import Database
+from adapters.db.repositories import (
+    OUTBOX_SEND,
+    add_outbox,
+    insert_ignore,
+    insert_status_event,
+    record_status,
+)
+from adapters.db.schema import (
+    api_clients,
+    conversations,
+    message_files,
+    messages,
+    status_events,
+    status_feed_acks,
+)
+from adapters.files import FileStore, StoredFile
+from sbdh.errors import (
+    Conflict,
+    EnvelopeError,
+    Forbidden,
+    InvalidInput,
+    NoRoute,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from sbdh.identifiers import NationalId, OrganisationNumber, ParticipantId
+from sbdh.jsonform import sbd_to_python
+from sbdh.model import (
+    BusinessMessage,
+    CorrelationInformation,
+    ScopeInformationForm,
+    ScopeType,
+    StandardBusinessDocument,
+    XmlPayload,
+    format_xs_datetime,
+    parse_xs_datetime,
+)
+from sbdh.package import PackageFile, write_container
+from sbdh.pki import Credential
+from sbdh.rules import Profile, check_sbd, validate_document
+from sbdh.xmlsafe import XmlLimits, parse_xml
+
+__all__ = [
+    "ASIC_CONTENT_TYPE",
+    "Client",
+    "ConversationQuery",
+    "ConversationView",
+    "DeliveryResult",
+    "FileView",
+    "MessageQuery",
+    "MessageService",
+    "MessageView",
+    "Page",
+    "PageRequest",
+    "PoppedMessage",
+    "StatusQuery",
+    "StatusView",
+    "Upload",
+    "format_timestamp",
+]
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+ASIC_CONTENT_TYPE = "application/vnd.etsi.asic-e+zip"
+#: largest arkivmelding.xml read for validation on send
+ARKIVMELDING_LIMIT = 16 * 1024 * 1024
+ARKIVMELDING_XML = "arkivmelding.xml"
+MAX_ID_LENGTH = 64
+_MAX_PAGE_SIZE = 1000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_timestamp(value: datetime | None) -> str | None:
+    """ISO 8601 with milliseconds and ``Z``, as Java's ``OffsetDateTime`` prints UTC."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+# =========================================================================== processes
+
+#: eFormidling processes (the ConversationId scope's Identifier) and the document types
+#: (DocumentIdentification/Standard) each carries, from the eFormidling service registry.
+_ARKIVMELDING = "urn:no:difi:arkivmelding:xsd::arkivmelding"
+_ARKIVMELDING_KVITTERING = "urn:no:difi:arkivmelding:xsd::arkivmelding_kvittering"
+_STATUS_FEIL = frozenset(
+    {
+        "urn:no:difi:arkivmelding:xsd::status",
+        "urn:no:difi:arkivmelding:xsd::feil",
+        "urn:no:difi:eformidling:xsd::status",
+        "urn:no:difi:eformidling:xsd::feil",
+    }
+)
+_DIGITALPOST = frozenset(
+    {
+        "urn:no:difi:digitalpost:xsd:digital::digital",
+        "urn:no:difi:digitalpost:xsd:fysisk::print",
+        "urn:no:difi:digitalpost:xsd:digital::digital_dpv",
+    }
+)
+_INNSYNSKRAV = frozenset(
+    {"urn:no:difi:einnsyn:xsd::innsynskrav", "urn:no:difi:einnsyn:xsd:innsyn::innsynskrav"}
+)
+_EINNSYN_KVITTERING = "urn:no:difi:einnsyn:xsd::einnsyn_kvittering"
+_INNBYGGERPOST = "urn:fdc:digdir.no:2020:innbyggerpost"
+_ARKIV_AREAS = (
+    "administrasjon",
+    "planByggOgGeodata",
+    "helseSosialOgOmsorg",
+    "oppvekstOgUtdanning",
+    "kulturIdrettOgFritid",
+    "trafikkReiserOgSamferdsel",
+    "naturOgMiljoe",
+    "naeringsutvikling",
+    "skatterOgAvgifter",
+    "tekniskeTjenester",
+)
+PROCESSES: Mapping[str, frozenset[str]] = {
+    **{
+        f"urn:no:difi:profile:arkivmelding:{area}:ver1.0": frozenset({_ARKIVMELDING})
+        for area in _ARKIV_AREAS
+    },
+    "urn:no:difi:profile:arkivmelding:response:ver1.0": frozenset({_ARKIVMELDING_KVITTERING})
+    | _STATUS_FEIL,
+    "urn:no:difi:profile:digitalpost:info:ver1.0": _DIGITALPOST,
+    "urn:no:difi:profile:digitalpost:vedtak:ver1.0": _DIGITALPOST,
+    "urn:no:difi:profile:einnsyn:journalpost:ver1.0": frozenset(
+        {"urn:no:difi:einnsyn:xsd::publisering"}
+    ),
+    "urn:no:difi:profile:einnsyn-innsynskrav:ver1.0": _INNSYNSKRAV,
+    "urn:no:difi:profile:einnsyn:innsynskrav:ver1.0": _INNSYNSKRAV,
+    "urn:no:difi:profile:einnsyn:response:ver1.0": frozenset({_EINNSYN_KVITTERING}) | _STATUS_FEIL,
+    "urn:no:difi:profile:avtalt:avtalt:ver1.0": frozenset({"urn:no:difi:avtalt:xsd::avtalt"}),
+    "urn:no:difi:profile:avtalt:response:ver1.0": frozenset({"urn:no:difi:avtalt:xsd::avtalt"})
+    | _STATUS_FEIL,
+    "urn:fdc:digdir.no:2020:profile:egovernment:innbyggerpost:digital:ver1.0": frozenset(
+        {f"{_INNBYGGERPOST}:xsd::innbyggerpost##{_INNBYGGERPOST}:schema:digital::1.0"}
+    ),
+    "urn:fdc:digdir.no:2020:profile:egovernment:innbyggerpost:utskrift:ver1.0": frozenset(
+        {f"{_INNBYGGERPOST}:xsd::innbyggerpost##{_INNBYGGERPOST}:schema:utskrift::1.0"}
+    ),
+    "urn:fdc:digdir.no:2020:profile:egovernment:innbyggerpost:feil:ver1.0": frozenset(
+        {f"{_INNBYGGERPOST}:xsd:feil::feil##{_INNBYGGERPOST}:schema:feil::1.0"}
+    ),
+}
+#: KS FIKS IO names its own protocols as processes; their document type ends in ::fiksio
+_FIKSIO_PROCESS_PREFIX = "urn:no:ks:fiks:"
+
+#: message types (the business message's JSON key) that travel with files
+_NEEDS_FILES = frozenset(
+    {"arkivmelding", "digital", "digital_dpv", "print", "utskrift", "innsynskrav", "fiksio"}
+)
+
+
+def expected_message_type(standard: str) -> str:
+    """The business message type a document type carries: what follows its last ``::``.
+
+    ``urn:no:difi:arkivmelding:xsd::arkivmelding`` → ``arkivmelding``; for the innbyggerpost
+    form (``…:xsd::innbyggerpost##…:schema:digital::1.0``) the schema part names it.
+    """
+    syntax, _, customisation = standard.partition("##")
+    if customisation:
+        schema = customisation.rpartition("::")[0]
+        return schema.rpartition(":")[2]
+    return syntax.rpartition("::")[2]
+
+
+def service_identifier_for(message_type: str, process: str, *, peppol: bool) -> ServiceIdentifier:
+    """The eFormidling channel a message type belongs to, before routing refines it."""
+    if peppol:
+        return ServiceIdentifier.UNKNOWN
+    if message_type == "digital_dpv":
+        return ServiceIdentifier.DPV
+    if message_type in ("digital", "print", "utskrift") or "innbyggerpost" in process:
+        return ServiceIdentifier.DPI
+    if message_type in ("innsynskrav", "publisering", "einnsyn_kvittering"):
+        return ServiceIdentifier.DPE
+    if message_type == "fiksio":
+        return ServiceIdentifier.DPFIO
+    if message_type in ("arkivmelding", "arkivmelding_kvittering", "avtalt", "status", "feil"):
+        return ServiceIdentifier.DPO
+    return ServiceIdentifier.UNKNOWN
+
+
+# =========================================================================== values
+
+
+@dataclass(frozen=True)
+class Client:
+    """An API client: a name, the organisations it may act for, and whether it is disabled."""
+
+    id: int
+    name: str
+    organisations: frozenset[str]
+    created_at: datetime
+    disabled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "organisations": sorted(self.organisations),
+            "createdAt": format_timestamp(self.created_at),
+            "disabled": self.disabled,
+        }
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Spring's ``page`` (0-based) and ``size``."""
+
+    page: int = 0
+    size: int = 20
+
+    def __post_init__(self) -> None:
+        if self.page < 0:
+            raise InvalidInput("page must be 0 or more", rule="page")
+        if not 1 <= self.size <= _MAX_PAGE_SIZE:
+            raise InvalidInput(f"size must be between 1 and {_MAX_PAGE_SIZE}", rule="size")
+
+    @property
+    def offset(self) -> int:
+        return self.page * self.size
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of results, with the totals; ``to_json`` gives Spring Data's ``Page`` shape."""
+
+    content: tuple[T, ...]
+    total_elements: int
+    request: PageRequest
+    sort: tuple[str, ...] = ()
+
+    @property
+    def total_pages(self) -> int:
+        return -(-self.total_elements // self.request.size)
+
+    def to_json(self, item: Callable[[T], Any] | None = None) -> dict[str, Any]:
+        render = item or (lambda value: value.to_json())  # type: ignore[attr-defined]
+        sorted_ = bool(self.sort)
+        sort = {"empty": not sorted_, "sorted": sorted_, "unsorted": not sorted_}
+        number = self.request.page
+        return {
+            "content": [render(value) for value in self.content],
+            "pageable": {
+                "sort": sort,
+                "offset": self.request.offset,
+                "pageNumber": number,
+                "pageSize": self.request.size,
+                "paged": True,
+                "unpaged": False,
+            },
+            "totalPages": self.total_pages,
+            "totalElements": self.total_elements,
+            "last": number + 1 >= self.total_pages,
+            "size": self.request.size,
+            "number": number,
+            "sort": sort,
+            "numberOfElements": len(self.content),
+            "first": number == 0,
+            "empty": not self.content,
+        }
+
+
+@dataclass(frozen=True)
+class FileView:
+    filename: str
+    mime_type: str
+    title: str | None
+    primary: bool
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "mimeType": self.mime_type,
+            "title": self.title,
+            "primary": self.primary,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """A stored message. ``to_json()`` is the SBD in the NextMove JSON form (bare)."""
+
+    message_id: str
+    conversation_id: str
+    direction: Direction
+    sender: str
+    receiver: str
+    service_identifier: ServiceIdentifier
+    process: str
+    document_type: str
+    message_type: str
+    status: MessageStatus
+    created_at: datetime
+    last_update: datetime
+    expires_at: datetime
+    sent_at: datetime | None
+    locked_until: datetime | None
+    acknowledged_at: datetime | None
+    sbd_json: str = field(repr=False)
+    files: tuple[FileView, ...] = ()
+    #: True when ``create`` found this message already stored (an idempotent repeat)
+    existing: bool = field(default=False, compare=False)
+
+    def sbd(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.sbd_json)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return self.sbd()
+
+    def summary_json(self) -> dict[str, Any]:
+        """What the store knows beside the SBD (for ops views and the CLI)."""
+        return {
+            "messageId": self.message_id,
+            "conversationId": self.conversation_id,
+            "direction": self.direction.value,
+            "sender": self.sender,
+            "receiver": self.receiver,
+            "serviceIdentifier": self.service_identifier.value,
+            "processIdentifier": self.process,
+            "documentIdentifier": self.document_type,
+            "status": self.status.value,
+            "created": format_timestamp(self.created_at),
+            "lastUpdate": format_timestamp(self.last_update),
+            "expiry": format_timestamp(self.expires_at),
+            "files": [f.to_json() for f in self.files],
+        }
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """One recorded status; ``to_json()`` is integrasjonspunkt's MessageStatus JSON."""
+
+    id: int
+    conv_id: int
+    message_id: str
+    conversation_id: str
+    direction: Direction
+    service_identifier: ServiceIdentifier
+    status: MessageStatus
+    last_update: datetime
+    description: str | None = None
+    raw_receipt: str | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        value: dict[str, Any] = {
+            "id": self.id,
+            "lastUpdate": format_timestamp(self.last_update),
+            "status": self.status.value,
+            "description": self.description,
+            "convId": self.conv_id,
+            "messageId": self.message_id,
+            "conversationId": self.conversation_id,
+        }
+        if self.raw_receipt is not None:
+            value["rawReceipt"] = self.raw_receipt
+        return value
+
+    def conversation_json(self) -> dict[str, Any]:
+        """The short form inside a Conversation's ``messageStatuses``."""
+        return {
+            "id": self.id,
+            "lastUpdate": format_timestamp(self.last_update),
+            "status": self.status.value,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """integrasjonspunkt's Conversation: one message's journey, with its statuses."""
+
+    id: int
+    conversation_id: str
+    message_id: str
+    sender: str
+    sender_identifier: str
+    receiver: str
+    receiver_identifier: str
+    process: str
+    document_type: str
+    message_reference: str | None
+    message_title: str | None
+    service_identifier: ServiceIdentifier
+    direction: Direction
+    finished: bool
+    expiry: datetime | None
+    last_update: datetime
+    statuses: tuple[StatusView, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversationId": self.conversation_id,
+            "messageId": self.message_id,
+            "sender": self.sender,
+            "senderIdentifier": self.sender_identifier,
+            "receiver": self.receiver,
+            "receiverIdentifier": self.receiver_identifier,
+            "processIdentifier": self.process,
+            "documentIdentifier": self.document_type,
+            "messageReference": self.message_reference,
+            "messageTitle": self.message_title,
+            "serviceIdentifier": self.service_identifier.value,
+            "lastUpdate": format_timestamp(self.last_update),
+            "finished": self.finished,
+            "expiry": format_timestamp(self.expiry),
+            "direction": self.direction.value,
+            "messageStatuses": [s.conversation_json() for s in self.statuses],
+        }
+
+
+@dataclass(frozen=True)
+class MessageQuery:
+    """Filters of ``GET /api/messages/in`` (and the outgoing list)."""
+
+    message_id: str | None = None
+    conversation_id: str | None = None
+    service_identifier: ServiceIdentifier | None = None
+    process: str | None = None
+    sender_identifier: str | None = None
+    receiver_identifier: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    """Filters of ``GET /api/statuses``."""
+
+    message_id: str | None = None
+    conversation_id: str | None = None
+    status: MessageStatus | None = None
+    service_identifier: ServiceIdentifier | None = None
+    direction: Direction | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConversationQuery:
+    """Filters of ``GET /api/conversations``."""
+
+    conversation_id: str | None = None
+    message_id: str | None = None
+    sender_identifier: str | None = None
+    receiver_identifier: str | None = None
+    message_reference: str | None = None
+    message_title: str | None = None
+    service_identifier: ServiceIdentifier | None = None
+    direction: Direction | None = None
+    finished: bool | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file of a one-step (multipart) send: its chunks are read once."""
+
+    filename: str
+    mime_type: str
+    chunks: AsyncIterator[bytes] | bytes = field(repr=False)
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class PoppedMessage:
+    """The document package of an incoming message, streamed (``chunks`` can be read once)."""
+
+    message_id: str
+    filename: str
+    content_type: str
+    chunks: AsyncIterator[bytes] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What :meth:`MessageService.deliver_locally` did."""
+
+    message_id: str
+    receiver: str
+    #: False when the message had been delivered already (a redelivered job)
+    delivered: bool
+    #: True when this was a business receipt that marked the original message LEST
+    read_receipt: bool = False
+
+
+# =========================================================================== helpers
+
+_ICD_PREFIX = re.compile(r"^[0-9]{4}:")
+_SAFE_FILENAME = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,255}$")
+_JSON_PATH_HEADER = "standardBusinessDocumentHeader"
+
+
+def party_key(value: str) -> str:
+    """The organisation number or national id inside a participant value (``0192:…``)."""
+    return value.split(":", 1)[1] if _ICD_PREFIX.match(value) else value
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _token_hash(token: str) -> str:
+    return _sha256_hex(token.encode("utf-8"))
+
+
+def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """The JSON path of the first place where two JSON trees differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in list(old) + [k for k in new if k not in old]:
+            where = f"{path}.{key}" if path else key
+            if key not in old or key not in new:
+                return where
+            found = _first_difference(old[key], new[key], where)
+            if found:
+                return found
+        return None
+    if isinstance(old, list) and isinstance(new, list):
+        for index, (a, b) in enumerate(zip(old, new, strict=False)):
+            found = _first_difference(a, b, f"{path}[{index}]")
+            if found:
+                return found
+        return None if len(old) == len(new) else f"{path}[{min(len(old), len(new))}]"
+    return None if old == new else (path or "$")
+
+
+def _check_filename(filename: str) -> None:
+    if not filename or not _SAFE_FILENAME.match(filename) or filename in (".", ".."):
+        raise InvalidInput(
+            f"file name {filename!r} is not allowed: 1-255 characters, no path separators "
+            "or control characters",
+            rule="filename",
+        )
+
+
+def _check_id(value: str, what: str, json_field: str) -> None:
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidInput(
+            f"{json_field}: the {what} must be 1 to {MAX_ID_LENGTH} characters", rule=json_field
+        )
+
+
+async def _iterate(source: AsyncIterator[bytes] | bytes) -> AsyncIterator[bytes]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        yield bytes(source)
+        return
+    async for chunk in source:
+        yield chunk
+
+
+async def _limited(
+    source: AsyncIterator[bytes], budget: list[int], limit: int
+) -> AsyncIterator[bytes]:
+    """Counts into ``budget[0]`` across several files; PayloadTooLarge past ``limit``."""
+    async for chunk in source:
+        budget[0] += len(chunk)
+        if budget[0] > limit:
+            raise PayloadTooLarge(
+                f"the request is larger than the limit of {limit} bytes", rule="multipart-size"
+            )
+        yield chunk
+
+
+def _party(value: str) -> ParticipantId | NationalId:
+    key = party_key(value)
+    if len(key) == 11 and key.isdigit():
+        return NationalId(key)
+    return ParticipantId(value)
+
+
+_ROW_COLUMNS = (
+    messages.c.id,
+    messages.c.message_id,
+    messages.c.conversation_id,
+    messages.c.direction,
+    messages.c.sender,
+    messages.c.sender_org,
+    messages.c.receiver,
+    messages.c.receiver_org,
+    messages.c.service_identifier,
+    messages.c.process,
+    messages.c.document_type,
+    messages.c.message_type,
+    messages.c.sbd_json,
+    messages.c.content_hash,
+    messages.c.status,
+    messages.c.finished,
+    messages.c.created_at,
+    messages.c.last_update,
+    messages.c.expires_at,
+    messages.c.sent_at,
+    messages.c.locked_until,
+    messages.c.locked_by,
+    messages.c.acknowledged_at,
+)
+
+
+_INSERT_CONVERSATION = conversations.insert()
+_INSERT_MESSAGE: dict[str, Any] = {}
+
+
+def _insert_message(connection: AsyncConnection) -> Any:
+    """``INSERT INTO messages … ON CONFLICT DO NOTHING RETURNING <the row>``, built once."""
+    dialect = connection.dialect.name
+    statement = _INSERT_MESSAGE.get(dialect)
+    if statement is None:
+        base = insert_ignore(connection, messages, "message_id", "direction")
+        statement = base.returning(*_ROW_COLUMNS)
+        _INSERT_MESSAGE[dialect] = statement
+    return statement
+
+
+def _message_view(
+    row: Any, files: Sequence[FileView] = (), *, existing: bool = False
+) -> MessageView:
+    return MessageView(
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        direction=Direction(row.direction),
+        sender=row.sender,
+        receiver=row.receiver,
+        service_identifier=ServiceIdentifier(row.service_identifier),
+        process=row.process,
+        document_type=row.document_type,
+        message_type=row.message_type,
+        status=MessageStatus(row.status),
+        created_at=row.created_at,
+        last_update=row.last_update,
+        expires_at=row.expires_at,
+        sent_at=row.sent_at,
+        locked_until=row.locked_until,
+        acknowledged_at=row.acknowledged_at,
+        sbd_json=row.sbd_json,
+        files=tuple(files),
+        existing=existing,
+    )
+
+
+def _file_view(row: Any) -> FileView:
+    return FileView(row.filename, row.mime_type, row.title, row.primary, row.size, row.sha256)
+
+
+_STATUS_COLUMNS = (
+    status_events.c.id,
+    status_events.c.status,
+    status_events.c.description,
+    status_events.c.raw_receipt,
+    status_events.c.created_at,
+    conversations.c.id.label("conv_id"),
+    messages.c.message_id,
+    messages.c.conversation_id,
+    messages.c.direction,
+    messages.c.service_identifier,
+)
+
+
+def _status_view(row: Any) -> StatusView:
+    return StatusView(
+        id=row.id,
+        conv_id=row.conv_id,
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        direction=Direction(row.direction),
+        service_identifier=ServiceIdentifier(row.service_identifier),
+        status=MessageStatus(row.status),
+        last_update=row.created_at,
+        description=row.description,
+        raw_receipt=row.raw_receipt,
+    )
+
+
+def _status_join() -> Any:
+    return status_events.join(messages, messages.c.id == status_events.c.message_pk).join(
+        conversations, conversations.c.message_pk == messages.c.id
+    )
+
+
+def _visible(organisations: Iterable[str]) -> sa.ColumnElement[bool]:
+    """Messages a client with ``organisations`` may see."""
+    orgs = sorted(organisations)
+    return sa.or_(
+        sa.and_(messages.c.direction == Direction.OUTGOING.value, messages.c.sender_org.in_(orgs)),
+        sa.and_(
+            messages.c.direction == Direction.INCOMING.value, messages.c.receiver_org.in_(orgs)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What ``create`` takes out of an SBD."""
+
+    document: StandardBusinessDocument
+    message_id: str
+    conversation_id: str
+    sender: str
+    receiver: str
+    process: str
+    document_type: str
+    message_type: str
+    service_identifier: ServiceIdentifier
+    expires_at: datetime
+    received_json: dict[str, Any]
+    stored_json: dict[str, Any]
+    content_hash: str
+    #: True when the SBD had no expectedResponseDateTime and got the default lifetime
+    expiry_defaulted: bool
+
+
+# =========================================================================== the service
+
+
+class MessageService:
+    """Every business operation on messages, clients and statuses (see the module docstring)."""
+
+    def __init__(
+        self,
+        database: Database,
+        files: FileStore,
+        settings: Settings,
+        ap_credential: Credential,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self.database = database
+        self.files = files
+        self.settings = settings
+        self.ap_credential = ap_credential
+        self.clock = clock
+        self._auth_cache: dict[str, tuple[float, Client]] = {}
+        #: seconds an authenticated token is trusted without asking the database again
+        self.auth_cache_ttl = 5.0
+
+    # ------------------------------------------------------------------ clients
+
+    async def create_client(
+        self, name: str, organisations: Iterable[str | OrganisationNumber]
+    ) -> tuple[Client, str]:
+        """A new API client and its token (shown once; only its SHA-256 is stored)."""
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("name: 1 to 200 characters", rule="name")
+        orgs = frozenset(str(OrganisationNumber.parse(str(org))) for org in organisations)
+        if not orgs:
+            raise InvalidInput(
+                "organisations: at least one organisation number", rule="organisations"
+            )
+        token = "bsk_" + secrets.token_urlsafe(32)
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            result = await connection.execute(
+                api_clients.insert()
+                .values(
+                    name=name,
+                    token_sha256=_token_hash(token),
+                    organisations=sorted(orgs),
+                    created_at=now,
+                    disabled=False,
+                )
+                .returning(api_clients.c.id)
+            )
+            client_id = int(result.scalar_one())
+        return Client(client_id, name, orgs, now), token
+
+    async def authenticate(self, token: str | None) -> Client:
+        """The client holding ``token``; :class:`Unauthorized` otherwise."""
+        if not token:
+            raise Unauthorized("an API token is required (Authorization: Bearer <token>)")
+        digest = _token_hash(token)
+        cached = self._auth_cache.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with self.database.read() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(api_clients).where(api_clients.c.token_sha256 == digest)
+                )
+            ).first()
+        if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.disabled:
+            raise Unauthorized("unknown or disabled API token")
+        client = Client(
+            row.id, row.name, frozenset(row.organisations), row.created_at, bool(row.disabled)
+        )
+        if len(self._auth_cache) > 10_000:
+            self._auth_cache.clear()
+        self._auth_cache[digest] = (time.monotonic() + self.auth_cache_ttl, client)
+        return client
+
+    async def clients(self) -> list[Client]:
+        async with self.database.read() as connection:
+            rows = (
+                await connection.execute(sa.select(api_clients).order_by(api_clients.c.id))
+            ).all()
+        return [
+            Client(r.id, r.name, frozenset(r.organisations), r.created_at, bool(r.disabled))
+            for r in rows
+        ]
+
+    async def disable_client(self, client_id: int) -> None:
+        async with self.database.transaction() as connection:
+            result = await connection.execute(
+                api_clients.update().where(api_clients.c.id == client_id).values(disabled=True)
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"no client {client_id}")
+        self._auth_cache.clear()
+
+    async def hosted_organisations(
+        self, connection: AsyncConnection | None = None
+    ) -> frozenset[str]:
+        """Organisations served here: the configured ones and every enabled client's."""
+        orgs = {str(org) for org in self.settings.organisations}
+        query = sa.select(api_clients.c.organisations).where(api_clients.c.disabled == sa.false())
+        if connection is None:
+            async with self.database.read() as conn:
+                rows = (await conn.execute(query)).scalars().all()
+        else:
+            rows = (await connection.execute(query)).scalars().all()
+        for listed in rows:
+            orgs.update(listed)
+        return frozenset(orgs)
+
+    # ------------------------------------------------------------------ outgoing
+
+    def _parse(self, sbd: StandardBusinessDocument | bytes, now: datetime) -> _Parsed:
+        if isinstance(sbd, bytes | bytearray):
+            document = check_sbd(bytes(sbd), Profile.GENERIC)
+        else:
+            document = sbd
+        header = document.header
+        eformidling = isinstance(document.payload, BusinessMessage) or (
+            header.document_identification.standard.startswith(
+                ("urn:no:difi:", "urn:fdc:digdir.no:")
+            )
+        )
+        profile = Profile.EFORMIDLING if eformidling else Profile.PEPPOL
+        report = validate_document(document, profile)
+        if not report.valid:
+            raise EnvelopeError(report.violations)
+        ident = header.document_identification
+        message_id = ident.instance_identifier
+        _check_id(
+            message_id,
+            "message id",
+            f"{_JSON_PATH_HEADER}.documentIdentification.instanceIdentifier",
+        )
+        sender = header.sender
+        receiver = header.receiver
+        if sender is None or receiver is None:  # the profiles demand one of each
+            raise InvalidInput("the SBD needs one sender and one receiver", rule="sender")
+        if eformidling:
+            conversation_id = header.conversation_id or message_id
+            process = header.process or ""
+            standard = ident.standard
+            if isinstance(document.payload, BusinessMessage):
+                message_type = document.payload.type
+            elif isinstance(document.payload, XmlPayload):
+                message_type = document.payload.local_name
+            else:
+                message_type = ident.type
+            self._check_process(process, standard, message_type, ident.type)
+            service = service_identifier_for(message_type, process, peppol=False)
+        else:
+            conversation_id = message_id
+            doc_id = header.document_type_id
+            proc_id = header.process_id
+            standard = doc_id.value if doc_id else ident.standard
+            process = proc_id.value if proc_id else ""
+            message_type = ident.type
+            service = ServiceIdentifier.UNKNOWN
+        _check_id(
+            conversation_id,
+            "conversation id",
+            f"{_JSON_PATH_HEADER}.businessScope.scope[ConversationId].instanceIdentifier",
+        )
+        received_json = sbd_to_python(document, wrapped=False)
+        content_hash = _sha256_hex(
+            json.dumps(received_json, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        )
+        expires_at, document = self._expiry(document, now, eformidling=eformidling)
+        stored_json = sbd_to_python(document, wrapped=False)
+        return _Parsed(
+            document=document,
+            message_id=message_id,
+            conversation_id=conversation_id,
+            sender=sender.value,
+            receiver=receiver.value,
+            process=process,
+            document_type=standard,
+            message_type=message_type,
+            service_identifier=service,
+            expires_at=expires_at,
+            received_json=received_json,
+            stored_json=stored_json,
+            content_hash=content_hash,
+            expiry_defaulted=header.expected_response_date_time is None,
+        )
+
+    @staticmethod
+    def _check_process(process: str, standard: str, message_type: str, type_: str) -> None:
+        scope_field = f"{_JSON_PATH_HEADER}.businessScope.scope[ConversationId].identifier"
+        standard_field = f"{_JSON_PATH_HEADER}.documentIdentification.standard"
+        if process.startswith(_FIKSIO_PROCESS_PREFIX):
+            allowed: frozenset[str] | None = None
+            if not standard.endswith("::fiksio"):
+                raise InvalidInput(
+                    f"{standard_field}: a FIKS IO process ({process}) carries a document type "
+                    f"ending in ::fiksio, not {standard!r}",
+                    rule=standard_field,
+                )
+        else:
+            allowed = PROCESSES.get(process)
+            if allowed is None:
+                raise InvalidInput(
+                    f"{scope_field}: unknown eFormidling process {process!r}", rule=scope_field
+                )
+            if standard not in allowed:
+                raise InvalidInput(
+                    f"{standard_field}: document type {standard!r} does not belong to process "
+                    f"{process!r} (expected one of: {', '.join(sorted(allowed))})",
+                    rule=standard_field,
+                )
+        expected = expected_message_type(standard)
+        if message_type != expected:
+            raise InvalidInput(
+                f"{message_type}: the business message must be {expected!r} for document type "
+                f"{standard!r}, not {message_type!r}",
+                rule="businessMessage",
+            )
+        if type_ != expected:
+            type_field = f"{_JSON_PATH_HEADER}.documentIdentification.type"
+            raise InvalidInput(
+                f"{type_field}: must be {expected!r} for document type {standard!r}",
+                rule=type_field,
+            )
+
+    def _expiry(
+        self, document: StandardBusinessDocument, now: datetime, *, eformidling: bool
+    ) -> tuple[datetime, StandardBusinessDocument]:
+        """The message's expiry, and the SBD with ``expectedResponseDateTime`` filled in."""
+        header = document.header
+        lexical = header.expected_response_date_time
+        field_name = (
+            f"{_JSON_PATH_HEADER}.businessScope.scope[ConversationId]"
+            ".scopeInformation[0].expectedResponseDateTime"
+        )
+        if lexical:
+            expires = parse_xs_datetime(lexical)
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=UTC)
+            if expires <= now:
+                raise InvalidInput(f"{field_name}: {lexical} is not in the future", rule=field_name)
+            return expires.astimezone(UTC), document
+        expires = now + self.settings.default_lifetime
+        if not eformidling:
+            return expires, document
+        scope = header.scope(ScopeType.CONVERSATION_ID)
+        if scope is None:
+            return expires, document
+        info = CorrelationInformation(
+            expected_response_date_time=format_xs_datetime(expires),
+            form=ScopeInformationForm.SCOPE_INFORMATION,
+        )
+        others = tuple(
+            i
+            for i in scope.scope_information
+            if not (isinstance(i, CorrelationInformation) and not i.expected_response_date_time)
+        )
+        new_scope = replace(scope, scope_information=(info, *others))
+        assert header.business_scope is not None  # the scope came from it
+        scopes = tuple(new_scope if s is scope else s for s in header.business_scope.scopes)
+        new_header = replace(header, business_scope=replace(header.business_scope, scopes=scopes))
+        return expires, replace(document, header=new_header)
+
+    async def create(self, client: Client, sbd: StandardBusinessDocument | bytes) -> MessageView:
+        """Store a new outgoing message (OPPRETTET); idempotent on message id and content."""
+        now = self.clock()
+        parsed = self._parse(sbd, now)
+        sender_org = party_key(parsed.sender)
+        if sender_org not in client.organisations:
+            raise Forbidden(
+                f"{_JSON_PATH_HEADER}.sender: this client may not send as {parsed.sender}",
+                rule=f"{_JSON_PATH_HEADER}.sender",
+            )
+        sbd_json = json.dumps(parsed.stored_json, ensure_ascii=False, separators=(",", ":"))
+        async with self.database.transaction() as connection:
+            inserted = await connection.execute(
+                _insert_message(connection),
+                {
+                    "message_id": parsed.message_id,
+                    "conversation_id": parsed.conversation_id,
+                    "direction": Direction.OUTGOING.value,
+                    "sender": parsed.sender,
+                    "sender_org": sender_org,
+                    "receiver": parsed.receiver,
+                    "receiver_org": party_key(parsed.receiver),
+                    "service_identifier": parsed.service_identifier.value,
+                    "process": parsed.process,
+                    "document_type": parsed.document_type,
+                    "message_type": parsed.message_type,
+                    "sbd_json": sbd_json,
+                    "content_hash": parsed.content_hash,
+                    "status": MessageStatus.OPPRETTET.value,
+                    "finished": False,
+                    "created_at": now,
+                    "last_update": now,
+                    "expires_at": parsed.expires_at,
+                    "sent_at": None,
+                    "locked_until": None,
+                    "locked_by": None,
+                    "acknowledged_at": None,
+                },
+            )
+            row = inserted.first()
+            if row is not None:
+                await self._insert_conversation(connection, row.id, Direction.OUTGOING, parsed, now)
+                await insert_status_event(
+                    connection,
+                    message_pk=row.id,
+                    message_id=parsed.message_id,
+                    direction=Direction.OUTGOING,
+                    status=MessageStatus.OPPRETTET,
+                    now=now,
+                )
+                return _message_view(row)
+            existing = await self._outgoing_row(connection, client, parsed.message_id)
+            if existing is None:
+                # stored for an organisation this client does not hold: same answer as a
+                # different message with that id, without revealing whose it is
+                raise Conflict(
+                    f"{_JSON_PATH_HEADER}.documentIdentification.instanceIdentifier: message id "
+                    f"{parsed.message_id} is already in use",
+                    rule=f"{_JSON_PATH_HEADER}.documentIdentification.instanceIdentifier",
+                )
+            if existing.content_hash != parsed.content_hash:
+                stored = json.loads(existing.sbd_json)
+                candidate = parsed.received_json
+                if parsed.expiry_defaulted:
+                    candidate = parsed.stored_json  # compare with the default filled in alike
+                    candidate = _with_expiry_of(candidate, stored)
+                where = _first_difference(stored, candidate) or "$"
+                raise Conflict(
+                    f"{where}: message {parsed.message_id} exists with different content",
+                    rule=where,
+                )
+            files = await self._files(connection, [existing.id])
+        return _message_view(existing, files.get(existing.id, ()), existing=True)
+
+    async def _insert_conversation(
+        self,
+        connection: AsyncConnection,
+        pk: int,
+        direction: Direction,
+        parsed: _Parsed,
+        now: datetime,
+    ) -> None:
+        await connection.execute(
+            _INSERT_CONVERSATION,
+            {
+                "message_pk": pk,
+                "conversation_id": parsed.conversation_id,
+                "message_id": parsed.message_id,
+                "direction": direction.value,
+                "sender": parsed.sender,
+                "sender_identifier": party_key(parsed.sender),
+                "receiver": parsed.receiver,
+                "receiver_identifier": party_key(parsed.receiver),
+                "service_identifier": parsed.service_identifier.value,
+                "process": parsed.process,
+                "document_type": parsed.document_type,
+                "message_reference": parsed.conversation_id,
+                "message_title": None,
+                "finished": False,
+                "expiry": parsed.expires_at,
+                "last_update": now,
+            },
+        )
+
+    async def _outgoing_row(
+        self, connection: AsyncConnection, client: Client, message_id: str
+    ) -> Any:
+        return (
+            await connection.execute(
+                sa.select(*_ROW_COLUMNS).where(
+                    messages.c.message_id == message_id,
+                    messages.c.direction == Direction.OUTGOING.value,
+                    messages.c.sender_org.in_(sorted(client.organisations)),
+                )
+            )
+        ).first()
+
+    async def _require_outgoing(
+        self, connection: AsyncConnection, client: Client, message_id: str
+    ) -> Any:
+        row = await self._outgoing_row(connection, client, message_id)
+        if row is None:
+            raise NotFound(f"no outgoing message {message_id}")
+        return row
+
+    async def _files(
+        self, connection: AsyncConnection, pks: Sequence[int]
+    ) -> dict[int, list[FileView]]:
+        if not pks:
+            return {}
+        rows = (
+            await connection.execute(
+                sa.select(message_files)
+                .where(message_files.c.message_pk.in_(list(pks)))
+                .order_by(message_files.c.id)
+            )
+        ).all()
+        found: dict[int, list[FileView]] = {}
+        for row in rows:
+            found.setdefault(row.message_pk, []).append(_file_view(row))
+        return found
+
+    async def upload(  # noqa: PLR0917 - the NextMove upload's parts, in their order
+        self,
+        client: Client,
+        message_id: str,
+        filename: str,
+        mime_type: str,
+        title: str | None,
+        chunks: AsyncIterator[bytes] | bytes,
+        *,
+        max_size: int | None = None,
+    ) -> FileView:
+        """Stream one file of an unsent outgoing message to the encrypted file store.
+
+        The same file (name and bytes) again is a no-op; another file under a used name is
+        :class:`Conflict`; after ``send`` every upload is :class:`Conflict`.
+        """
+        _check_filename(filename)
+        if not mime_type or len(mime_type) > 200:
+            raise InvalidInput("Content-Type: a media type is required", rule="mimeType")
+        async with self.database.read() as connection:
+            row = await self._require_outgoing(connection, client, message_id)
+        if row.sent_at is not None:
+            raise Conflict(f"message {message_id} has been sent: no more files", rule="messageId")
+        limit = self.settings.max_file_size if max_size is None else max_size
+        stored = await self.files.write(_iterate(chunks), max_size=limit)
+        try:
+            return await self._attach(row, filename, mime_type, title, stored)
+        except BaseException:
+            await self.files.delete(stored.storage_id)
+            raise
+
+    async def _attach(
+        self, row: Any, filename: str, mime_type: str, title: str | None, stored: StoredFile
+    ) -> FileView:
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            # the message is still unsent, under this transaction's lock
+            current = (
+                await connection.execute(
+                    messages.update()
+                    .where(messages.c.id == row.id, messages.c.sent_at.is_(None))
+                    .values(last_update=now)
+                )
+            ).rowcount
+            if current == 0:
+                raise Conflict(
+                    f"message {row.message_id} has been sent or deleted: no more files",
+                    rule="messageId",
+                )
+            same = (
+                await connection.execute(
+                    sa.select(message_files).where(
+                        message_files.c.message_pk == row.id, message_files.c.filename == filename
+                    )
+                )
+            ).first()
+            if same is not None:
+                if same.sha256 == stored.sha256 and same.size == stored.size:
+                    await self.files.delete(stored.storage_id)
+                    return _file_view(same)
+                raise Conflict(
+                    f"filename: {filename!r} is already uploaded with other content",
+                    rule="filename",
+                )
+            count = (
+                await connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(message_files)
+                    .where(message_files.c.message_pk == row.id)
+                )
+            ).scalar_one()
+            primary = self._is_primary(row, filename, first=count == 0)
+            await connection.execute(
+                message_files.insert().values(
+                    message_pk=row.id,
+                    filename=filename,
+                    mime_type=mime_type,
+                    title=title,
+                    primary=primary,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                    storage_id=stored.storage_id,
+                    created_at=now,
+                )
+            )
+        return FileView(filename, mime_type, title, primary, stored.size, stored.sha256)
+
+    @staticmethod
+    def _is_primary(row: Any, filename: str, *, first: bool) -> bool:
+        if row.message_type == "arkivmelding":
+            return filename == ARKIVMELDING_XML
+        body = json.loads(row.sbd_json).get(row.message_type)
+        if isinstance(body, dict):
+            named = body.get("hoveddokument") or body.get("primaerDokumentNavn")
+            if isinstance(named, str):
+                return filename == named
+        return first
+
+    async def send(self, client: Client, message_id: str) -> MessageView:
+        """Validate an outgoing message and queue it (a ``send`` outbox row). Idempotent."""
+        async with self.database.read() as connection:
+            row = await self._require_outgoing(connection, client, message_id)
+            files = (await self._files(connection, [row.id])).get(row.id, [])
+            storage = (
+                await connection.execute(
+                    sa.select(message_files.c.filename, message_files.c.storage_id).where(
+                        message_files.c.message_pk == row.id
+                    )
+                )
+            ).all()
+        if row.sent_at is not None:
+            return _message_view(row, files, existing=True)
+        if MessageStatus(row.status) is not MessageStatus.OPPRETTET:
+            raise Conflict(
+                f"message {message_id} is {row.status}: it cannot be sent", rule="status"
+            )
+        title = await self._validate_for_send(
+            row, files, {r.filename: r.storage_id for r in storage}
+        )
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            moved = (
+                await connection.execute(
+                    messages.update()
+                    .where(messages.c.id == row.id, messages.c.sent_at.is_(None))
+                    .values(sent_at=now, last_update=now)
+                )
+            ).rowcount
+            if moved:
+                await add_outbox(
+                    connection,
+                    kind=OUTBOX_SEND,
+                    message_id=message_id,
+                    now=now,
+                    payload={"direction": Direction.OUTGOING.value},
+                )
+                if title:
+                    await connection.execute(
+                        conversations.update()
+                        .where(conversations.c.message_pk == row.id)
+                        .values(message_title=title[:500])
+                    )
+            fresh = (
+                await connection.execute(sa.select(*_ROW_COLUMNS).where(messages.c.id == row.id))
+            ).one()
+        return _message_view(fresh, files, existing=not moved)
+
+    async def _validate_for_send(
+        self, row: Any, files: Sequence[FileView], storage: Mapping[str, str]
+    ) -> str | None:
+        """Everything a message needs before it is queued; the arkivmelding's title, if any."""
+        if row.message_type in _NEEDS_FILES and not files:
+            raise InvalidInput(
+                f"message {row.message_id} ({row.message_type}) has no files: upload at least one",
+                rule="files",
+            )
+        total = sum(f.size for f in files)
+        if total > self.settings.max_file_size * max(1, len(files)):
+            raise PayloadTooLarge("the message's files are too large in total", rule="files")
+        if row.message_type != "arkivmelding":
+            return None
+        if ARKIVMELDING_XML not in storage:
+            raise InvalidInput(
+                f"files: an arkivmelding needs {ARKIVMELDING_XML}; it was not uploaded",
+                rule="files",
+            )
+        data = await self.files.read_bytes(storage[ARKIVMELDING_XML], limit=ARKIVMELDING_LIMIT)
+        root = parse_xml(data, XmlLimits(max_bytes=ARKIVMELDING_LIMIT))
+        referenced = [
+            (element.text or "").strip()
+            for element in root.iter()
+            if isinstance(element.tag, str)
+            and etree.QName(element).localname == "referanseDokumentfil"
+        ]
+        missing = sorted({name for name in referenced if name and name not in storage})
+        if missing:
+            raise InvalidInput(
+                f"files: {ARKIVMELDING_XML} refers to files that were not uploaded: "
+                + ", ".join(missing),
+                rule="referanseDokumentfil",
+            )
+        for element in root.iter():
+            if isinstance(element.tag, str) and etree.QName(element).localname == "tittel":
+                return (element.text or "").strip() or None
+        return None
+
+    async def create_and_send(
+        self, client: Client, sbd: StandardBusinessDocument | bytes, files: Sequence[Upload]
+    ) -> MessageView:
+        """The one-step multipart send: create, upload every file, send.
+
+        The total of all files is limited to ``settings.max_multipart_size``. A repeat of a
+        message already sent returns it (``existing=True``) without reading the files again.
+        """
+        names = [f.filename for f in files]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise InvalidInput(f"filename: used twice: {', '.join(duplicates)}", rule="filename")
+        for upload in files:
+            _check_filename(upload.filename)
+        view = await self.create(client, sbd)
+        if view.existing and view.sent_at is not None:
+            return view
+        budget = [0]
+        limit = self.settings.max_multipart_size
+        for upload in files:
+            await self.upload(
+                client,
+                view.message_id,
+                upload.filename,
+                upload.mime_type,
+                upload.title,
+                _limited(_iterate(upload.chunks), budget, limit),
+                max_size=limit,
+            )
+        sent = await self.send(client, view.message_id)
+        return replace(sent, existing=view.existing)
+
+    async def get_outgoing(self, client: Client, message_id: str) -> MessageView:
+        async with self.database.read() as connection:
+            row = await self._require_outgoing(connection, client, message_id)
+            files = await self._files(connection, [row.id])
+        return _message_view(row, files.get(row.id, ()))
+
+    async def list_outgoing(
+        self, client: Client, query: MessageQuery | None = None, page: PageRequest | None = None
+    ) -> Page[MessageView]:
+        """Outgoing messages not yet sent, as integrasjonspunkt lists them."""
+        condition = sa.and_(
+            messages.c.direction == Direction.OUTGOING.value,
+            messages.c.sender_org.in_(sorted(client.organisations)),
+            messages.c.sent_at.is_(None),
+            _message_filters(query or MessageQuery()),
+        )
+        return await self._message_page(condition, page or PageRequest())
+
+    async def delete_outgoing(self, client: Client, message_id: str) -> None:
+        """Delete an outgoing message that was never sent, with its files."""
+        async with self.database.transaction() as connection:
+            row = await self._require_outgoing(connection, client, message_id)
+            if row.sent_at is not None:
+                raise Conflict(
+                    f"message {message_id} has been sent: it cannot be deleted", rule="messageId"
+                )
+            storage = (
+                (
+                    await connection.execute(
+                        sa.select(message_files.c.storage_id).where(
+                            message_files.c.message_pk == row.id
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            await connection.execute(messages.delete().where(messages.c.id == row.id))
+        for storage_id in storage:
+            await self.files.delete(storage_id)
+
+    async def _message_page(
+        self, condition: sa.ColumnElement[bool], page: PageRequest
+    ) -> Page[MessageView]:
+        async with self.database.read() as connection:
+            total = (
+                await connection.execute(
+                    sa.select(sa.func.count()).select_from(messages).where(condition)
+                )
+            ).scalar_one()
+            rows = (
+                await connection.execute(
+                    sa.select(*_ROW_COLUMNS)
+                    .where(condition)
+                    .order_by(messages.c.id)
+                    .limit(page.size)
+                    .offset(page.offset)
+                )
+            ).all()
+            files = await self._files(connection, [r.id for r in rows])
+        content = tuple(_message_view(r, files.get(r.id, ())) for r in rows)
+        return Page(content, int(total), page, ("id",))
+
+    # ------------------------------------------------------------------ incoming
+
+    def _incoming_condition(self, client: Client) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            messages.c.direction == Direction.INCOMING.value,
+            messages.c.receiver_org.in_(sorted(client.organisations)),
+        )
+
+    async def find_incoming(
+        self, client: Client, query: MessageQuery | None = None, page: PageRequest | None = None
+    ) -> Page[MessageView]:
+        """Incoming messages not yet acknowledged (``GET /api/messages/in``)."""
+        condition = sa.and_(
+            self._incoming_condition(client),
+            messages.c.status == MessageStatus.INNKOMMENDE_MOTTATT.value,
+            _message_filters(query or MessageQuery()),
+        )
+        return await self._message_page(condition, page or PageRequest())
+
+    async def peek(self, client: Client, query: MessageQuery | None = None) -> MessageView | None:
+        """The next unlocked incoming message for the client, locked for the lock timeout.
+
+        None when there is none. Concurrent consumers never get the same message: PostgreSQL
+        picks with ``FOR UPDATE SKIP LOCKED``; SQLite runs one writer at a time (``BEGIN
+        IMMEDIATE``), and the update is conditional on the lock being free either way.
+        """
+        now = self.clock()
+        until = now + self.settings.inbox_lock_timeout
+        free = sa.or_(messages.c.locked_until.is_(None), messages.c.locked_until <= now)
+        candidate = (
+            sa.select(messages.c.id)
+            .where(
+                messages.c.receiver_org.in_(sorted(client.organisations)),
+                messages.c.status == MessageStatus.INNKOMMENDE_MOTTATT.value,
+                messages.c.direction == Direction.INCOMING.value,
+                free,
+                _message_filters(query or MessageQuery()),
+            )
+            .order_by(messages.c.id)
+            .limit(1)
+        )
+        if not self.database.sqlite:
+            candidate = candidate.with_for_update(skip_locked=True)
+        statement = (
+            messages.update()
+            .where(messages.c.id == candidate.scalar_subquery(), free)
+            .values(locked_until=until, locked_by=f"client:{client.id}")
+            .returning(*_ROW_COLUMNS)
+        )
+        async with self.database.transaction() as connection:
+            row = (await connection.execute(statement)).first()
+            if row is None:
+                return None
+            files = await self._files(connection, [row.id])
+        return _message_view(row, files.get(row.id, ()))
+
+    async def _require_incoming(
+        self, connection: AsyncConnection, client: Client, message_id: str
+    ) -> Any:
+        row = (
+            await connection.execute(
+                sa.select(*_ROW_COLUMNS).where(
+                    messages.c.message_id == message_id, self._incoming_condition(client)
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no incoming message {message_id}")
+        return row
+
+    async def get_incoming(self, client: Client, message_id: str) -> MessageView:
+        async with self.database.read() as connection:
+            row = await self._require_incoming(connection, client, message_id)
+            files = await self._files(connection, [row.id])
+        return _message_view(row, files.get(row.id, ()))
+
+    async def pop(self, client: Client, message_id: str) -> PoppedMessage | None:
+        """The message's files as a signed ASiC-E container, streamed; None without files.
+
+        The container is written on a worker thread straight from the decrypting file store:
+        neither the files nor the container are ever whole in memory.
+        """
+        async with self.database.read() as connection:
+            row = await self._require_incoming(connection, client, message_id)
+            if row.acknowledged_at is not None:
+                raise NotFound(f"incoming message {message_id} has been acknowledged already")
+            files = (
+                await connection.execute(
+                    sa.select(message_files)
+                    .where(message_files.c.message_pk == row.id)
+                    .order_by(message_files.c.id)
+                )
+            ).all()
+        if not files:
+            return None
+        main = next((f.filename for f in files if f.primary), files[0].filename)
+        return PoppedMessage(
+            message_id=message_id,
+            filename="asic.zip",
+            content_type=ASIC_CONTENT_TYPE,
+            chunks=self._container(row, files, main),
+        )
+
+    async def _container(self, row: Any, files: Sequence[Any], main: str) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=4)
+        stop = threading.Event()
+        now = self.clock()
+        store = self.files
+        signer = self.ap_credential
+
+        def put(item: bytes | BaseException | None) -> None:
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while True:
+                try:
+                    future.result(timeout=0.5)
+                    return
+                except TimeoutError:
+                    if stop.is_set():
+                        future.cancel()
+                        raise _Stopped() from None
+
+        class _Sink:
+            def __init__(self) -> None:
+                self.buffer = bytearray()
+
+            def write(self, data: bytes | bytearray | memoryview) -> int:
+                if stop.is_set():
+                    raise _Stopped()
+                self.buffer += data
+                if len(self.buffer) >= 256 * 1024:
+                    put(bytes(self.buffer))
+                    self.buffer.clear()
+                return len(data)
+
+        def work() -> None:
+            opened = []
+            try:
+                sources = []
+                for f in files:
+                    reader = store.open(f.storage_id)
+                    opened.append(reader)
+                    sources.append(PackageFile(f.filename, reader, f.mime_type, f.title))
+                sink = _Sink()
+                write_container(
+                    sources,
+                    sender=_party(row.sender),
+                    receiver=_party(row.receiver),
+                    main_document=main,
+                    signer=signer,
+                    out=sink,
+                    now=now,
+                )
+                if sink.buffer:
+                    put(bytes(sink.buffer))
+                put(None)
+            except _Stopped:
+                return
+            except BaseException as exc:  # handed to the consumer
+                with contextlib.suppress(_Stopped):
+                    put(exc)
+            finally:
+                for reader in opened:
+                    reader.close()
+
+        # a thread of its own, not the default executor: a slow reader of the stream holds it
+        # for as long as it reads, and must not starve the file store's short jobs
+        done: asyncio.Future[None] = loop.create_future()
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                loop.call_soon_threadsafe(_settle, done)
+
+        threading.Thread(target=run, name="budstikke-pop", daemon=True).start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while not queue.empty():
+                queue.get_nowait()
+            await done
+
+    async def acknowledge(self, client: Client, message_id: str) -> MessageView:
+        """The receiver has the message: INNKOMMENDE_LEVERT, and LEVERT for a local sender.
+
+        A repeat is a no-op that returns the message again.
+        """
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            row = await self._require_incoming(connection, client, message_id)
+            if row.acknowledged_at is None:
+                await connection.execute(
+                    messages.update()
+                    .where(messages.c.id == row.id)
+                    .values(acknowledged_at=now, locked_until=None, locked_by=None)
+                )
+                await record_status(
+                    connection,
+                    message_pk=row.id,
+                    message_id=message_id,
+                    direction=Direction.INCOMING,
+                    status=MessageStatus.INNKOMMENDE_LEVERT,
+                    now=now,
+                )
+                outgoing = (
+                    await connection.execute(
+                        sa.select(messages.c.id).where(
+                            messages.c.message_id == message_id,
+                            messages.c.direction == Direction.OUTGOING.value,
+                        )
+                    )
+                ).scalar_one_or_none()
+                if outgoing is not None:
+                    await record_status(
+                        connection,
+                        message_pk=outgoing,
+                        message_id=message_id,
+                        direction=Direction.OUTGOING,
+                        status=MessageStatus.LEVERT,
+                        now=now,
+                        description="Levert til mottakers fagsystem",
+                    )
+            fresh = (
+                await connection.execute(sa.select(*_ROW_COLUMNS).where(messages.c.id == row.id))
+            ).one()
+            files = await self._files(connection, [row.id])
+        return _message_view(fresh, files.get(row.id, ()))
+
+    # ------------------------------------------------------------------ channel operations
+
+    async def deliver_locally(self, message_id: str) -> DeliveryResult:
+        """Deliver an outgoing message to a receiver hosted here (the ``send`` job's local path).
+
+        In one transaction: the INCOMING copy (same message id, the same stored files),
+        SENDT and MOTTATT on the outgoing message, INNKOMMENDE_MOTTATT on the incoming one,
+        and LEST on the original when this is an ``arkivmelding_kvittering``. Idempotent: a
+        redelivered job finds the copy and records nothing twice. :class:`NoRoute` when the
+        receiver is not served here; :class:`NotFound` for an unknown message.
+        """
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(*_ROW_COLUMNS).where(
+                        messages.c.message_id == message_id,
+                        messages.c.direction == Direction.OUTGOING.value,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no outgoing message {message_id}")
+            if row.sent_at is None:
+                raise Conflict(f"message {message_id} has not been sent", rule="messageId")
+            hosted = await self.hosted_organisations(connection)
+            if row.receiver_org not in hosted:
+                raise NoRoute(f"receiver {row.receiver} is not served by this access point")
+            inserted = await connection.execute(
+                insert_ignore(connection, messages, "message_id", "direction")
+                .values(
+                    message_id=row.message_id,
+                    conversation_id=row.conversation_id,
+                    direction=Direction.INCOMING.value,
+                    sender=row.sender,
+                    sender_org=row.sender_org,
+                    receiver=row.receiver,
+                    receiver_org=row.receiver_org,
+                    service_identifier=row.service_identifier,
+                    process=row.process,
+                    document_type=row.document_type,
+                    message_type=row.message_type,
+                    sbd_json=row.sbd_json,
+                    content_hash=row.content_hash,
+                    status=MessageStatus.INNKOMMENDE_MOTTATT.value,
+                    finished=False,
+                    created_at=now,
+                    last_update=now,
+                    expires_at=row.expires_at,
+                )
+                .returning(messages.c.id)
+            )
+            incoming_pk = inserted.scalar_one_or_none()
+            read_receipt = False
+            if incoming_pk is not None:
+                await connection.execute(
+                    message_files.insert().from_select(
+                        [
+                            "message_pk",
+                            "filename",
+                            "mime_type",
+                            "title",
+                            "primary",
+                            "size",
+                            "sha256",
+                            "storage_id",
+                            "created_at",
+                        ],
+                        sa.select(
+                            sa.literal(incoming_pk, type_=messages.c.id.type),
+                            message_files.c.filename,
+                            message_files.c.mime_type,
+                            message_files.c.title,
+                            message_files.c.primary,
+                            message_files.c.size,
+                            message_files.c.sha256,
+                            message_files.c.storage_id,
+                            sa.literal(now, type_=message_files.c.created_at.type),
+                        ).where(message_files.c.message_pk == row.id),
+                    )
+                )
+                title = (
+                    await connection.execute(
+                        sa.select(conversations.c.message_title).where(
+                            conversations.c.message_pk == row.id
+                        )
+                    )
+                ).scalar_one_or_none()
+                await connection.execute(
+                    conversations.insert().values(
+                        message_pk=incoming_pk,
+                        conversation_id=row.conversation_id,
+                        message_id=row.message_id,
+                        direction=Direction.INCOMING.value,
+                        sender=row.sender,
+                        sender_identifier=row.sender_org,
+                        receiver=row.receiver,
+                        receiver_identifier=row.receiver_org,
+                        service_identifier=row.service_identifier,
+                        process=row.process,
+                        document_type=row.document_type,
+                        message_reference=row.conversation_id,
+                        message_title=title,
+                        finished=False,
+                        expiry=row.expires_at,
+                        last_update=now,
+                    )
+                )
+                # the incoming copy starts at INNKOMMENDE_MOTTATT: record it as its first event
+                await insert_status_event(
+                    connection,
+                    message_pk=incoming_pk,
+                    message_id=row.message_id,
+                    direction=Direction.INCOMING,
+                    status=MessageStatus.INNKOMMENDE_MOTTATT,
+                    now=now,
+                )
+                read_receipt = await self._business_receipt(connection, row, now)
+            for status, description in (
+                (MessageStatus.SENDT, "Sendt til mottaker på dette aksesspunktet"),
+                (MessageStatus.MOTTATT, "Mottatt av mottakers aksesspunkt"),
+            ):
+                await record_status(
+                    connection,
+                    message_pk=row.id,
+                    message_id=message_id,
+                    direction=Direction.OUTGOING,
+                    status=status,
+                    now=now,
+                    description=description,
+                )
+        return DeliveryResult(message_id, row.receiver, incoming_pk is not None, read_receipt)
+
+    async def _business_receipt(
+        self, connection: AsyncConnection, receipt: Any, now: datetime
+    ) -> bool:
+        """An arkivmelding_kvittering back in a conversation: the original is LEST."""
+        if receipt.message_type != "arkivmelding_kvittering":
+            return False
+        originals = (
+            await connection.execute(
+                sa.select(messages.c.id, messages.c.message_id).where(
+                    messages.c.conversation_id == receipt.conversation_id,
+                    messages.c.direction == Direction.OUTGOING.value,
+                    messages.c.message_type == "arkivmelding",
+                    messages.c.sender_org == receipt.receiver_org,
+                    messages.c.receiver_org == receipt.sender_org,
+                )
+            )
+        ).all()
+        marked = False
+        for original in originals:
+            recorded = await record_status(
+                connection,
+                message_pk=original.id,
+                message_id=original.message_id,
+                direction=Direction.OUTGOING,
+                status=MessageStatus.LEST,
+                now=now,
+                description=f"Arkivmeldingkvittering mottatt ({receipt.message_id})",
+                raw_receipt=receipt.sbd_json,
+            )
+            marked = marked or recorded is not None
+        return marked
+
+    async def record_status(
+        self,
+        message_id: str,
+        status: MessageStatus,
+        *,
+        direction: Direction = Direction.OUTGOING,
+        description: str | None = None,
+        raw_receipt: str | None = None,
+    ) -> StatusView | None:
+        """Record a status from a channel (receipts); None when it was recorded already."""
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            pk = await self._pk(connection, message_id, direction)
+            event_id = await record_status(
+                connection,
+                message_pk=pk,
+                message_id=message_id,
+                direction=direction,
+                status=status,
+                now=now,
+                description=description,
+                raw_receipt=raw_receipt,
+            )
+            if event_id is None:
+                return None
+            row = (
+                await connection.execute(
+                    sa.select(*_STATUS_COLUMNS)
+                    .select_from(_status_join())
+                    .where(status_events.c.id == event_id)
+                )
+            ).one()
+        return _status_view(row)
+
+    async def _pk(self, connection: AsyncConnection, message_id: str, direction: Direction) -> int:
+        pk = (
+            await connection.execute(
+                sa.select(messages.c.id).where(
+                    messages.c.message_id == message_id, messages.c.direction == direction.value
+                )
+            )
+        ).scalar_one_or_none()
+        if pk is None:
+            raise NotFound(f"no {direction.value.lower()} message {message_id}")
+        return int(pk)
+
+    async def mark_failed(
+        self,
+        message_id: str,
+        reason: str,
+        *,
+        direction: Direction = Direction.OUTGOING,
+        raw_receipt: str | None = None,
+    ) -> StatusView | None:
+        """FEIL with the reason (dead letters, permanent errors); None if already finished."""
+        return await self.record_status(
+            message_id,
+            MessageStatus.FEIL,
+            direction=direction,
+            description=reason,
+            raw_receipt=raw_receipt,
+        )
+
+    async def expire(self, now: datetime | None = None, *, batch: int = 500) -> int:
+        """LEVETID_UTLOPT on every unfinished outgoing message past its expiry; the count.
+
+        Works in batches of ``batch`` messages, one transaction each, so a long backlog never
+        holds one huge transaction.
+        """
+        moment = now or self.clock()
+        total = 0
+        while True:
+            async with self.database.transaction() as connection:
+                due = (
+                    await connection.execute(
+                        sa.select(messages.c.id, messages.c.message_id)
+                        .where(
+                            messages.c.finished == sa.false(),
+                            messages.c.expires_at < moment,
+                            messages.c.direction == Direction.OUTGOING.value,
+                        )
+                        .order_by(messages.c.expires_at)
+                        .limit(batch)
+                    )
+                ).all()
+                for pk, message_id in due:
+                    recorded = await record_status(
+                        connection,
+                        message_pk=pk,
+                        message_id=message_id,
+                        direction=Direction.OUTGOING,
+                        status=MessageStatus.LEVETID_UTLOPT,
+                        now=moment,
+                        description="Meldingen ble ikke levert innen levetiden",
+                    )
+                    if recorded is None:
+                        # finished by a status that never ends a lifetime: stop picking it
+                        await connection.execute(
+                            messages.update().where(messages.c.id == pk).values(finished=True)
+                        )
+                    else:
+                        total += 1
+            if len(due) < batch:
+                return total
+
+    # ------------------------------------------------------------------ statuses
+
+    async def status_event(self, event_id: int) -> StatusView:
+        """One status event by id, for workers (webhooks, the feed); no authorisation."""
+        async with self.database.read() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(*_STATUS_COLUMNS)
+                    .select_from(_status_join())
+                    .where(status_events.c.id == event_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no status event {event_id}")
+        return _status_view(row)
+
+    async def find_statuses(
+        self, client: Client, query: StatusQuery | None = None, page: PageRequest | None = None
+    ) -> Page[StatusView]:
+        query = query or StatusQuery()
+        conditions: list[sa.ColumnElement[bool]] = [_visible(client.organisations)]
+        if query.message_id is not None:
+            conditions.append(messages.c.message_id == query.message_id)
+        if query.conversation_id is not None:
+            conditions.append(messages.c.conversation_id == query.conversation_id)
+        if query.status is not None:
+            conditions.append(status_events.c.status == query.status.value)
+        if query.service_identifier is not None:
+            conditions.append(messages.c.service_identifier == query.service_identifier.value)
+        if query.direction is not None:
+            conditions.append(messages.c.direction == query.direction.value)
+        if query.from_time is not None:
+            conditions.append(status_events.c.created_at >= query.from_time)
+        if query.to_time is not None:
+            conditions.append(status_events.c.created_at <= query.to_time)
+        page = page or PageRequest()
+        condition = sa.and_(*conditions)
+        async with self.database.read() as connection:
+            total = (
+                await connection.execute(
+                    sa.select(sa.func.count()).select_from(_status_join()).where(condition)
+                )
+            ).scalar_one()
+            rows = (
+                await connection.execute(
+                    sa.select(*_STATUS_COLUMNS)
+                    .select_from(_status_join())
+                    .where(condition)
+                    .order_by(status_events.c.id)
+                    .limit(page.size)
+                    .offset(page.offset)
+                )
+            ).all()
+        return Page(tuple(_status_view(r) for r in rows), int(total), page, ("id",))
+
+    async def message_statuses(
+        self, client: Client, message_id: str, page: PageRequest | None = None
+    ) -> Page[StatusView]:
+        """``GET /api/statuses/{messageId}``: an empty page for an unknown (or foreign) id."""
+        return await self.find_statuses(client, StatusQuery(message_id=message_id), page)
+
+    async def peek_status(self, client: Client) -> StatusView | None:
+        """The oldest status this client has not taken off its feed yet (None when none)."""
+        taken = sa.exists().where(
+            status_feed_acks.c.client_id == client.id,
+            status_feed_acks.c.status_event_id == status_events.c.id,
+        )
+        async with self.database.read() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(*_STATUS_COLUMNS)
+                    .select_from(_status_join())
+                    .where(_visible(client.organisations), ~taken)
+                    .order_by(status_events.c.id)
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else _status_view(row)
+
+    async def delete_status(self, client: Client, status_id: int) -> None:
+        """Take a status off the client's feed; NotFound if it is not on it."""
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            visible = (
+                await connection.execute(
+                    sa.select(status_events.c.id)
+                    .select_from(_status_join())
+                    .where(status_events.c.id == status_id, _visible(client.organisations))
+                )
+            ).scalar_one_or_none()
+            if visible is None:
+                raise NotFound(f"no status {status_id}")
+            inserted = await connection.execute(
+                insert_ignore(connection, status_feed_acks, "client_id", "status_event_id").values(
+                    client_id=client.id, status_event_id=status_id, acked_at=now
+                )
+            )
+            if inserted.rowcount == 0:
+                raise NotFound(f"status {status_id} was taken off the feed already")
+
+    # ------------------------------------------------------------------ conversations
+
+    async def find_conversations(
+        self,
+        client: Client,
+        query: ConversationQuery | None = None,
+        page: PageRequest | None = None,
+    ) -> Page[ConversationView]:
+        """Conversations, newest first (``lastUpdate`` descending, as the reference sorts)."""
+        query = query or ConversationQuery()
+        conditions: list[sa.ColumnElement[bool]] = [_visible(client.organisations)]
+        c = conversations.c
+        for column, value in (
+            (c.conversation_id, query.conversation_id),
+            (c.message_id, query.message_id),
+            (c.sender_identifier, query.sender_identifier),
+            (c.receiver_identifier, query.receiver_identifier),
+            (c.message_reference, query.message_reference),
+            (c.message_title, query.message_title),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if query.service_identifier is not None:
+            conditions.append(c.service_identifier == query.service_identifier.value)
+        if query.direction is not None:
+            conditions.append(c.direction == query.direction.value)
+        if query.finished is not None:
+            conditions.append(c.finished == query.finished)
+        page = page or PageRequest()
+        joined = conversations.join(messages, messages.c.id == conversations.c.message_pk)
+        condition = sa.and_(*conditions)
+        async with self.database.read() as connection:
+            total = (
+                await connection.execute(
+                    sa.select(sa.func.count()).select_from(joined).where(condition)
+                )
+            ).scalar_one()
+            rows = (
+                await connection.execute(
+                    sa.select(conversations)
+                    .select_from(joined)
+                    .where(condition)
+                    .order_by(c.last_update.desc(), c.id.desc())
+                    .limit(page.size)
+                    .offset(page.offset)
+                )
+            ).all()
+            views = await self._conversation_views(connection, rows)
+        return Page(tuple(views), int(total), page, ("lastUpdate",))
+
+    async def conversation(self, client: Client, conversation_id: int) -> ConversationView:
+        """``GET /api/conversations/{id}`` (the numeric id)."""
+        return await self._one_conversation(client, conversations.c.id == conversation_id)
+
+    async def conversation_by_message_id(self, client: Client, message_id: str) -> ConversationView:
+        """``GET /api/conversations/messageId/{messageId}``: the outgoing one first."""
+        return await self._one_conversation(client, conversations.c.message_id == message_id)
+
+    async def _one_conversation(
+        self, client: Client, condition: sa.ColumnElement[bool]
+    ) -> ConversationView:
+        joined = conversations.join(messages, messages.c.id == conversations.c.message_pk)
+        async with self.database.read() as connection:
+            rows = (
+                await connection.execute(
+                    sa.select(conversations)
+                    .select_from(joined)
+                    .where(condition, _visible(client.organisations))
+                    .order_by(sa.case((conversations.c.direction == "OUTGOING", 0), else_=1))
+                    .limit(1)
+                )
+            ).all()
+            if not rows:
+                raise NotFound("no such conversation")
+            views = await self._conversation_views(connection, rows)
+        return views[0]
+
+    async def _conversation_views(
+        self, connection: AsyncConnection, rows: Sequence[Any]
+    ) -> list[ConversationView]:
+        pks = [r.message_pk for r in rows]
+        statuses: dict[int, list[StatusView]] = {}
+        if pks:
+            found = (
+                await connection.execute(
+                    sa.select(*_STATUS_COLUMNS, status_events.c.message_pk)
+                    .select_from(_status_join())
+                    .where(status_events.c.message_pk.in_(pks))
+                    .order_by(status_events.c.id)
+                )
+            ).all()
+            for s in found:
+                statuses.setdefault(s.message_pk, []).append(_status_view(s))
+        return [
+            ConversationView(
+                id=r.id,
+                conversation_id=r.conversation_id,
+                message_id=r.message_id,
+                sender=r.sender,
+                sender_identifier=r.sender_identifier,
+                receiver=r.receiver,
+                receiver_identifier=r.receiver_identifier,
+                process=r.process,
+                document_type=r.document_type,
+                message_reference=r.message_reference,
+                message_title=r.message_title,
+                service_identifier=ServiceIdentifier(r.service_identifier),
+                direction=Direction(r.direction),
+                finished=bool(r.finished),
+                expiry=r.expiry,
+                last_update=r.last_update,
+                statuses=tuple(statuses.get(r.message_pk, ())),
+            )
+            for r in rows
+        ]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Stopped(Exception):
+    """The consumer of a container stream went away."""
+
+
+def _with_expiry_of(candidate: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """``candidate`` with the stored SBD's defaulted expectedResponseDateTime, for comparison."""
+    try:
+        stored_scopes = stored[_JSON_PATH_HEADER]["businessScope"]["scope"]
+        new_scopes = candidate[_JSON_PATH_HEADER]["businessScope"]["scope"]
+    except (KeyError, TypeError):
+        return candidate
+    for old, new in zip(stored_scopes, new_scopes, strict=False):
+        conversation = old.get("type") == new.get("type") == ScopeType.CONVERSATION_ID.value
+        if conversation and "scopeInformation" in old:
+            new["scopeInformation"] = old["scopeInformation"]
+    return candidate
+
+
+def _message_filters(query: MessageQuery) -> sa.ColumnElement[bool]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if query.message_id is not None:
+        conditions.append(messages.c.message_id == query.message_id)
+    if query.conversation_id is not None:
+        conditions.append(messages.c.conversation_id == query.conversation_id)
+    if query.service_identifier is not None:
+        conditions.append(messages.c.service_identifier == query.service_identifier.value)
+    if query.process is not None:
+        conditions.append(messages.c.process == query.process)
+    if query.sender_identifier is not None:
+        conditions.append(messages.c.sender_org == party_key(query.sender_identifier))
+    if query.receiver_identifier is not None:
+        conditions.append(messages.c.receiver_org == party_key(query.receiver_identifier))
+    return sa.and_(sa.true(), *conditions)
