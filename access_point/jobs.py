@@ -1,0 +1,85 @@
+"""Job kinds and their handlers: the wiring between the queue and the business operations.
+
+=========  ==========================================  =====================================
+kind       handler                                     when it dies
+=========  ==========================================  =====================================
+send       deliver the message to the receiver hosted  the message is marked FEIL with the
+           here (``NoRoute`` when it is not hosted:    reason
+           straight to FEIL, no retries)
+status     the status-event hook (webhook fan-out)     logged
+=========  ==========================================  =====================================
+
+Every handler runs under :meth:`~access_point.worker.Idempotency.once` on ``Job.key``, so a
+redelivered job has its effect once. More kinds (``webhook``) come in through ``extra``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Protocol
+
+from access_point.worker import Idempotency, JobFunction, JobKind
+from adapters.queue import Job
+
+__all__ = ["MessageOperations", "build_kinds", "lifetime_sweep"]
+
+SEND = "send"
+STATUS = "status"
+
+
+class MessageOperations(Protocol):
+    """What the jobs need from :class:`access_point.messages.MessageService`."""
+
+    async def deliver_locally(self, message_id: str) -> object: ...
+
+    async def mark_failed(self, message_id: str, reason: str) -> object: ...
+
+
+async def _no_status_hook(job: Job) -> None:
+    return None
+
+
+def _once(idempotency: Idempotency | None, run: JobFunction) -> JobFunction:
+    if idempotency is None:
+        return run
+
+    async def guarded(job: Job) -> None:
+        await idempotency.run_once(job.key, lambda: run(job))
+
+    return guarded
+
+
+def build_kinds(
+    messages: MessageOperations,
+    *,
+    idempotency: Idempotency | None,
+    on_status: Callable[[Job], Awaitable[object]] | None = None,
+    extra: Mapping[str, JobKind] | None = None,
+) -> dict[str, JobKind]:
+    """The handler registry for :class:`~access_point.worker.Worker`."""
+
+    async def send(job: Job) -> None:
+        await messages.deliver_locally(job.message_id)
+
+    async def send_died(job: Job, reason: str) -> None:
+        await messages.mark_failed(job.message_id, reason)
+
+    kinds = {
+        SEND: JobKind(_once(idempotency, send), on_dead=send_died),
+        STATUS: JobKind(_once(idempotency, on_status or _no_status_hook)),
+    }
+    kinds.update(extra or {})
+    return kinds
+
+
+def lifetime_sweep(
+    expire: Callable[[datetime], Awaitable[int]],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Callable[[], Awaitable[int]]:
+    """The periodic job that marks messages past their lifetime LEVETID_UTLOPT."""
+
+    async def sweep() -> int:
+        return await expire(clock())
+
+    return sweep
