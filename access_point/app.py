@@ -1,0 +1,278 @@
+"""The composition root of the running service: settings in, a wired aiohttp application out.
+
+:func:`build_app` puts the business API on an application around parts it is given (the
+message service, the queue, webhooks), so tests can hand in whatever they like.
+:func:`create_runtime` builds those parts from :class:`~access_point.settings.Settings`:
+
+* the database (migrated to the newest revision at start-up) and the encrypted file store;
+* the access point's credential (``<data_dir>/pki``; a development PKI is made there on first
+  start of the embedded default);
+* :class:`~access_point.messages.MessageService` and :class:`~access_point.webhooks.Webhooks`;
+* the job queue: the database queue for the embedded default, RabbitMQ when
+  ``BUDSTIKKE_AMQP_URL`` is set;
+* and, when asked to (the embedded default), the outbox relay, the workers and the lifetime
+  sweep in this process, started and stopped with the application.
+
+Request bodies read whole (JSON) are bounded by ``client_max_size``; file uploads stream from
+the socket and are bounded by ``max_file_size`` and ``max_multipart_size`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from access_point.api import MIDDLEWARES, setup_api
+from access_point.api.manage import HealthCheck, Metrics
+from access_point.jobs import build_kinds, lifetime_sweep
+from access_point.messages import MessageService
+from access_point.settings import Settings
+from access_point.webhooks import WEBHOOK_JOB, Webhooks
+from access_point.worker import Idempotency, JobKind, run_worker
+from adapters.db.engine import Database
+from adapters.db.migrate import upgrade_async
+from adapters.files import FileStore
+from adapters.queue import DatabaseQueue, JobQueue, RabbitMQQueue
+from sbdh.errors import ConfigurationError
+from sbdh.pki import DEFAULT_ACCESS_POINTS, Credential, generate_dev_pki, init_pki
+
+__all__ = ["Runtime", "build_app", "create_runtime", "load_ap_credential"]
+
+log = logging.getLogger("budstikke.app")
+
+#: what JSON bodies (an SBD, a subscription) may weigh beyond the multipart limit
+_JSON_HEADROOM = 1 << 20
+
+WAKE = web.AppKey("relay_wake", asyncio.Event)
+
+
+@web.middleware
+async def _wake_relay(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """After a request that may have written outbox rows, wake the relay in this process."""
+    response = await handler(request)
+    if request.method != "GET" and response.status < 400:
+        wake = request.app.get(WAKE)
+        if wake is not None:
+            wake.set()
+    return response
+
+
+def build_app(
+    settings: Settings,
+    *,
+    service: Any,
+    webhooks: Any,
+    queue: JobQueue | None = None,
+    database: Database | None = None,
+    metrics: Metrics | None = None,
+    readiness_checks: Sequence[HealthCheck] | None = None,
+    relay_wake: asyncio.Event | None = None,
+) -> web.Application:
+    """The aiohttp application of the business API around the given parts.
+
+    ``readiness_checks`` default to a database round trip and the queue's depth.
+    """
+    app = web.Application(
+        middlewares=[*MIDDLEWARES, _wake_relay],
+        client_max_size=settings.max_multipart_size + _JSON_HEADROOM,
+    )
+    checks: list[HealthCheck] = list(readiness_checks or ())
+    if readiness_checks is None:
+        if database is not None:
+            checks.append(("database", database.ping))
+        if queue is not None:
+            checks.append(("queue", queue.depth))
+    if metrics is None and database is not None:
+        metrics = Metrics(database, queue_depth=queue.depth if queue is not None else None)
+    if relay_wake is not None:
+        app[WAKE] = relay_wake
+    setup_api(
+        app,
+        settings=settings,
+        service=service,
+        webhooks=webhooks,
+        metrics=metrics,
+        readiness_checks=checks,
+    )
+    return app
+
+
+def load_ap_credential(settings: Settings) -> Credential:
+    """The access point's signing credential from ``<data_dir>/pki``; a development PKI is
+    made there when none exists yet (the embedded default needs nothing installed)."""
+    directory = settings.data_dir / "pki"
+    cn = DEFAULT_ACCESS_POINTS[0]
+    cert = directory / "access-points" / f"{cn}.pem"
+    key = directory / "access-points" / f"{cn}.key"
+    if not (directory / "pki.json").exists():
+        if not settings.embedded:
+            raise ConfigurationError(
+                f"no access point credential at {cert}: run `budstikke pki init {directory}` "
+                "or install the production certificate there"
+            )
+        log.warning("no PKI in %s: making a development PKI (not for production)", directory)
+        pki = generate_dev_pki(now=datetime.now(UTC), ca_key_size=2048)
+        init_pki(directory, pki)
+    return Credential.load(cert, key)
+
+
+@dataclass
+class Runtime:
+    """Everything the service runs on, and the tasks it runs in this process."""
+
+    settings: Settings
+    database: Database
+    files: FileStore
+    service: MessageService
+    webhooks: Webhooks
+    queue: JobQueue
+    metrics: Metrics
+    wake: asyncio.Event
+    kinds: dict[str, JobKind]
+    app: web.Application
+    run_workers: bool
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    async def start_workers(self) -> None:
+        """The outbox relay, the workers and the lifetime sweep, in this process."""
+        if self._task is not None:
+            return
+        self.stop.clear()
+        self._task = asyncio.create_task(
+            run_worker(
+                self.queue,
+                self.kinds,
+                engine=self.database.engine,
+                concurrency=self.settings.worker_concurrency,
+                sweep=lifetime_sweep(self.service.expire),
+                sweep_interval=self.settings.lifetime_sweep,
+                wake=self.wake,
+                stop=self.stop,
+            ),
+            name="budstikke-workers",
+        )
+
+    async def stop_workers(self, timeout: float = 10.0) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        except Exception:
+            log.exception("the in-process workers failed")
+
+    async def close(self) -> None:
+        await self.stop_workers()
+        await self.webhooks.close()
+        await self.queue.close()
+        await self.database.dispose()
+
+
+def _waking(kind: JobKind, wake: asyncio.Event) -> JobKind:
+    """A job that may have written outbox rows wakes the relay when it ends."""
+    run = kind.run
+
+    async def waking(job: Any) -> object:
+        try:
+            return await run(job)
+        finally:
+            wake.set()
+
+    return replace(kind, run=waking)
+
+
+async def create_runtime(
+    settings: Settings,
+    *,
+    run_workers: bool | None = None,
+    ap_credential: Credential | None = None,
+    migrate: bool = True,
+) -> Runtime:
+    """Wire the service from ``settings``. Workers run in this process when ``run_workers``
+    (by default: for the embedded default). Start with :func:`run_app` or use ``app``'s
+    startup hooks, which start and stop the workers with the application."""
+    settings = settings.with_storage_key()
+    assert settings.storage_key is not None
+    if migrate:
+        await upgrade_async(settings.database_url)
+    database = Database.from_url(settings.database_url)
+    files = FileStore(Path(settings.data_dir) / "files", settings.storage_key.value)
+    credential = ap_credential or load_ap_credential(settings)
+    service = MessageService(database, files, settings, credential)
+    wake = asyncio.Event()
+    webhooks = Webhooks(
+        database,
+        timeout=settings.webhook_timeout.total_seconds(),
+        max_attempts=settings.webhook_max_attempts,
+        wake=wake,
+    )
+    queue: JobQueue
+    if settings.amqp_url is None:
+        queue = DatabaseQueue(database.engine)
+    else:
+        queue = RabbitMQQueue(settings.amqp_url.value.decode())
+    idempotency = Idempotency(database.engine)
+    kinds = build_kinds(
+        service,
+        idempotency=idempotency,
+        on_status=webhooks.status_job,
+        extra={
+            WEBHOOK_JOB: JobKind(
+                webhooks.webhook_job,
+                on_dead=webhooks.webhook_dead,
+                max_attempts=settings.webhook_max_attempts,
+            )
+        },
+    )
+    kinds = {name: _waking(kind, wake) for name, kind in kinds.items()}
+    metrics = Metrics(database, queue_depth=queue.depth)
+    app = build_app(
+        settings,
+        service=service,
+        webhooks=webhooks,
+        queue=queue,
+        database=database,
+        metrics=metrics,
+        relay_wake=wake,
+    )
+    runtime = Runtime(
+        settings=settings,
+        database=database,
+        files=files,
+        service=service,
+        webhooks=webhooks,
+        queue=queue,
+        metrics=metrics,
+        wake=wake,
+        kinds=kinds,
+        app=app,
+        run_workers=settings.embedded if run_workers is None else run_workers,
+    )
+    app.cleanup_ctx.append(_lifecycle(runtime))
+    return runtime
+
+
+def _lifecycle(runtime: Runtime) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if runtime.run_workers:
+            await runtime.start_workers()
+        yield
+        await runtime.close()
+
+    return lifecycle
