@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from access_point.commands import demo, package, pki, sbd
+from access_point.commands import admin, demo, exchange, package, pki, sbd, serve, worker
 from sbdh.errors import BusError
 
-_GROUPS = (sbd, package, pki, demo)
+_GROUPS = (demo, serve, worker, exchange, admin, sbd, package, pki)
 
 
 def build_parser() -> argparse.ArgumentParser:

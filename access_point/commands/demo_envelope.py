@@ -1,6 +1,6 @@
-"""``budstikke demo``: the main job on the embedded default, with nothing installed but the package.
+"""``budstikke demo envelope``: the envelope round trip, without the service.
 
-Until the service exists this is the envelope round trip that every message will make: a
+The round trip that every message makes inside the access point: a
 development PKI for two organisations, an eFormidling *arkivmelding* SBD checked against the
 envelope rules and signed by the sender, its documents sealed in a signed and encrypted package
 for the receiver; then the receiver's side: verify the SBD signature, parse only what was
@@ -14,7 +14,6 @@ import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sbdh.errors import BusError
 from sbdh.identifiers import OrganisationNumber
@@ -33,27 +32,11 @@ ARKIVMELDING_STANDARD = "urn:no:difi:arkivmelding:xsd::arkivmelding"
 ARKIVMELDING_PROCESS = "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0"
 
 
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "demo",
-        help="run an envelope round trip between two organisations on the embedded default",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--dir",
-        type=Path,
-        default=Path("var/demo"),
-        help="where the demo writes its PKI, messages and packages (default: var/demo)",
-    )
-    p.set_defaults(handler=run)
-
-
 def _step(number: int, text: str) -> None:
     print(f"{number:>2}. {text}")
 
 
-def _minimal_pdf(text: str) -> bytes:
+def minimal_pdf(text: str) -> bytes:
     """A small, valid one-page PDF, so the demo needs no PDF library."""
     stream = f"BT /F1 14 Tf 72 760 Td ({text}) Tj ET".encode("latin-1")
     objects = [
@@ -162,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     _step(3, f"SBD signed (XMLDSig, RSA-SHA256) by {sender_cred.common_name}")
 
     (outbox / "arkivmelding.xml").write_bytes(_arkivmelding(conversation, now))
-    (outbox / "vedtak.pdf").write_bytes(_minimal_pdf("Vedtak om byggetillatelse"))
+    (outbox / "vedtak.pdf").write_bytes(minimal_pdf("Vedtak om byggetillatelse"))
     package_path = outbox / "package.asice.cms"
     with package_path.open("wb") as out:
         sealed = seal_package(
