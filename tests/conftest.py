@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -72,7 +73,14 @@ async def postgres_url(postgres_admin_url: str) -> AsyncIterator[str]:
     yield base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
     admin = await asyncpg.connect(postgres_admin_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(20):
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except asyncpg.InsufficientPrivilegeError:
+                # FORCE may not end another role's backend (autovacuum, say) without
+                # pg_signal_backend; such a backend goes by itself, so wait for it
+                await asyncio.sleep(0.25 * (attempt + 1))
     finally:
         await admin.close()
 
