@@ -13,6 +13,11 @@ message service, the queue, webhooks), so tests can hand in whatever they like.
 * and, when asked to (the embedded default), the outbox relay, the workers and the lifetime
   sweep in this process, started and stopped with the application.
 
+One test hook lives here and nowhere else: ``BUDSTIKKE_TEST_PAUSE_AFTER_DELIVERY=<seconds>``
+makes every ``send`` job sleep after its local delivery committed and before the job's
+idempotency key and acknowledgement are written, so the crash tests can SIGKILL a worker in
+exactly that window. It is not a :class:`Settings` field because nothing but a test may set it.
+
 Request bodies read whole (JSON) are bounded by ``client_max_size``; file uploads stream from
 the socket and are bounded by ``max_file_size`` and ``max_multipart_size`` instead.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -32,7 +38,7 @@ from aiohttp import web
 
 from access_point.api import MIDDLEWARES, setup_api
 from access_point.api.manage import HealthCheck, Metrics
-from access_point.jobs import build_kinds, lifetime_sweep
+from access_point.jobs import MessageOperations, build_kinds, lifetime_sweep
 from access_point.messages import MessageService
 from access_point.settings import Settings
 from access_point.webhooks import WEBHOOK_JOB, Webhooks
@@ -184,6 +190,42 @@ class Runtime:
         await self.database.dispose()
 
 
+#: test hook, read here only: seconds every ``send`` job sleeps after its delivery committed
+TEST_PAUSE_AFTER_DELIVERY = "BUDSTIKKE_TEST_PAUSE_AFTER_DELIVERY"
+
+
+def _test_pause_after_delivery() -> float | None:
+    """The crash tests' hook (``tests/integration/test_service_crash.py``); never set it in
+    production. Not a setting on purpose: it exists to let a test SIGKILL a worker at the one
+    moment that matters, between a job's effect and the idempotency key / the ack."""
+    text = os.environ.get(TEST_PAUSE_AFTER_DELIVERY)
+    if not text:
+        return None
+    seconds = float(text)
+    log.warning(
+        "%s=%s: every delivery pauses before it is acknowledged", TEST_PAUSE_AFTER_DELIVERY, text
+    )
+    return seconds
+
+
+class _PausingAfterDelivery:
+    """The message operations with a pause after each committed local delivery (test hook)."""
+
+    def __init__(self, service: MessageService, seconds: float) -> None:
+        self._service = service
+        self._seconds = seconds
+
+    async def deliver_locally(self, message_id: str) -> object:
+        result = await self._service.deliver_locally(message_id)
+        await asyncio.sleep(self._seconds)
+        return result
+
+    async def mark_failed(
+        self, message_id: str, reason: str, *, unsent_only: bool = False
+    ) -> object:
+        return await self._service.mark_failed(message_id, reason, unsent_only=unsent_only)
+
+
 def _waking(kind: JobKind, wake: asyncio.Event) -> JobKind:
     """A job that may have written outbox rows wakes the relay when it ends."""
     run = kind.run
@@ -195,6 +237,18 @@ def _waking(kind: JobKind, wake: asyncio.Event) -> JobKind:
             wake.set()
 
     return replace(kind, run=waking)
+
+
+def _pool(settings: Settings, run_workers: bool | None) -> dict[str, int]:
+    """Pool sizes for PostgreSQL: every process on one server shares its connection limit
+    (``max_connections``, 100 by default), so each keeps a few. A process running workers
+    needs one per running job, and a second while a job's idempotency key is held."""
+    if settings.database_is_sqlite:
+        return {}
+    size = settings.database_pool_size
+    if settings.embedded if run_workers is None else run_workers:
+        size = max(size, settings.worker_concurrency + 2)
+    return {"pool_size": size, "max_overflow": size}
 
 
 async def create_runtime(
@@ -211,7 +265,7 @@ async def create_runtime(
     assert settings.storage_key is not None
     if migrate:
         await upgrade_async(settings.database_url)
-    database = Database.from_url(settings.database_url)
+    database = Database.from_url(settings.database_url, **_pool(settings, run_workers))
     files = FileStore(Path(settings.data_dir) / "files", settings.storage_key.value)
     credential = ap_credential or load_ap_credential(settings)
     service = MessageService(database, files, settings, credential)
@@ -224,12 +278,20 @@ async def create_runtime(
     )
     queue: JobQueue
     if settings.amqp_url is None:
-        queue = DatabaseQueue(database.engine)
+        queue = DatabaseQueue(
+            database.engine, name=settings.queue_name or "default", lease=settings.queue_lease
+        )
     else:
-        queue = RabbitMQQueue(settings.amqp_url.value.decode())
+        queue = RabbitMQQueue(
+            settings.amqp_url.value.decode(), name=settings.queue_name or "budstikke.jobs"
+        )
     idempotency = Idempotency(database.engine)
+    operations: MessageOperations = service
+    pause = _test_pause_after_delivery()
+    if pause is not None:
+        operations = _PausingAfterDelivery(service, pause)
     kinds = build_kinds(
-        service,
+        operations,
         idempotency=idempotency,
         on_status=webhooks.status_job,
         extra={

@@ -4,8 +4,8 @@
 kind       handler                                     when it dies
 =========  ==========================================  =====================================
 send       deliver the message to the receiver hosted  the message is marked FEIL with the
-           here (``NoRoute`` when it is not hosted:    reason
-           straight to FEIL, no retries)
+           here (``NoRoute`` when it is not hosted:    reason, unless an earlier run handed
+           straight to FEIL, no retries)               it over already (SENDT or later)
 status     the status-event hook (webhook fan-out)     logged
 =========  ==========================================  =====================================
 
@@ -33,7 +33,9 @@ class MessageOperations(Protocol):
 
     async def deliver_locally(self, message_id: str) -> object: ...
 
-    async def mark_failed(self, message_id: str, reason: str) -> object: ...
+    async def mark_failed(
+        self, message_id: str, reason: str, *, unsent_only: bool = False
+    ) -> object: ...
 
 
 async def _no_status_hook(job: Job) -> None:
@@ -63,7 +65,10 @@ def build_kinds(
         await messages.deliver_locally(job.message_id)
 
     async def send_died(job: Job, reason: str) -> None:
-        await messages.mark_failed(job.message_id, reason)
+        # a job that kept dying after its delivery committed (killed before the ack, again
+        # and again) must not turn a delivered message into FEIL: that would contradict its
+        # SENDT/MOTTATT and shut out the LEVERT still to come
+        await messages.mark_failed(job.message_id, reason, unsent_only=True)
 
     kinds = {
         SEND: JobKind(_once(idempotency, send), on_dead=send_died),

@@ -40,7 +40,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -54,10 +54,13 @@ from access_point.statuses import Direction, MessageStatus, ServiceIdentifier
 from adapters.db.engine import Database
 from adapters.db.repositories import (
     OUTBOX_SEND,
+    OUTBOX_STATUS,
     add_outbox,
+    add_outbox_rows,
     insert_ignore,
     insert_status_event,
     record_status,
+    status_payload,
 )
 from adapters.db.schema import (
     api_clients,
@@ -551,6 +554,9 @@ class DeliveryResult:
 
 # =========================================================================== helpers
 
+#: statuses that end an outgoing message before it is handed over: it is never delivered after
+_ENDED_UNSENT = frozenset({MessageStatus.FEIL.value, MessageStatus.LEVETID_UTLOPT.value})
+
 _ICD_PREFIX = re.compile(r"^[0-9]{4}:")
 _SAFE_FILENAME = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,255}$")
 _JSON_PATH_HEADER = "standardBusinessDocumentHeader"
@@ -661,6 +667,21 @@ _ROW_COLUMNS = (
 
 
 _INSERT_CONVERSATION = conversations.insert()
+_INSERT_FILE = message_files.insert()
+
+
+class _InUse(Exception):
+    """The message id is taken: the one-transaction send steps aside (rolled back)."""
+
+
+@dataclass(frozen=True)
+class _RowShape:
+    """What :meth:`MessageService._is_primary` reads of a message row."""
+
+    message_type: str
+    sbd_json: str
+
+
 _INSERT_MESSAGE: dict[str, Any] = {}
 
 
@@ -1117,6 +1138,8 @@ class MessageService:
         direction: Direction,
         parsed: _Parsed,
         now: datetime,
+        *,
+        title: str | None = None,
     ) -> None:
         await connection.execute(
             _INSERT_CONVERSATION,
@@ -1133,7 +1156,7 @@ class MessageService:
                 "process": parsed.process,
                 "document_type": parsed.document_type,
                 "message_reference": parsed.conversation_id,
-                "message_title": None,
+                "message_title": title,
                 "finished": False,
                 "expiry": parsed.expires_at,
                 "last_update": now,
@@ -1329,30 +1352,58 @@ class MessageService:
         self, row: Any, files: Sequence[FileView], storage: Mapping[str, str]
     ) -> str | None:
         """Everything a message needs before it is queued; the arkivmelding's title, if any."""
-        if row.message_type in _NEEDS_FILES and not files:
+        arkivmelding: bytes | None = None
+        if self._sendable_so_far(row.message_id, row.message_type, files, storage) and (
+            ARKIVMELDING_XML in storage
+        ):
+            arkivmelding = await self.files.read_bytes(
+                storage[ARKIVMELDING_XML], limit=ARKIVMELDING_LIMIT
+            )
+        return self._check_sendable(row.message_id, row.message_type, files, storage, arkivmelding)
+
+    def _sendable_so_far(
+        self, message_id: str, message_type: str, files: Sequence[FileView], names: Iterable[str]
+    ) -> bool:
+        """The checks of :meth:`_check_sendable` that need no file content; True when the
+        arkivmelding.xml is what remains to be read."""
+        if message_type in _NEEDS_FILES and not files:
             raise InvalidInput(
-                f"message {row.message_id} ({row.message_type}) has no files: upload at least one",
+                f"message {message_id} ({message_type}) has no files: upload at least one",
                 rule="files",
             )
         total = sum(f.size for f in files)
         if total > self.settings.max_file_size * max(1, len(files)):
             raise PayloadTooLarge("the message's files are too large in total", rule="files")
-        if row.message_type != "arkivmelding":
-            return None
-        if ARKIVMELDING_XML not in storage:
+        if message_type != "arkivmelding":
+            return False
+        if ARKIVMELDING_XML not in names:
             raise InvalidInput(
                 f"files: an arkivmelding needs {ARKIVMELDING_XML}; it was not uploaded",
                 rule="files",
             )
-        data = await self.files.read_bytes(storage[ARKIVMELDING_XML], limit=ARKIVMELDING_LIMIT)
-        root = parse_xml(data, XmlLimits(max_bytes=ARKIVMELDING_LIMIT))
+        return True
+
+    def _check_sendable(
+        self,
+        message_id: str,
+        message_type: str,
+        files: Sequence[FileView],
+        names: Iterable[str],
+        arkivmelding: bytes | None,
+    ) -> str | None:
+        """Validation on send, given the arkivmelding.xml's bytes (when it is one); its title."""
+        names = set(names)
+        if not self._sendable_so_far(message_id, message_type, files, names):
+            return None
+        assert arkivmelding is not None  # the caller reads it when it is there
+        root = parse_xml(arkivmelding, XmlLimits(max_bytes=ARKIVMELDING_LIMIT))
         referenced = [
             (element.text or "").strip()
             for element in root.iter()
             if isinstance(element.tag, str)
             and etree.QName(element).localname == "referanseDokumentfil"
         ]
-        missing = sorted({name for name in referenced if name and name not in storage})
+        missing = sorted({name for name in referenced if name and name not in names})
         if missing:
             raise InvalidInput(
                 f"files: {ARKIVMELDING_XML} refers to files that were not uploaded: "
@@ -1378,6 +1429,9 @@ class MessageService:
             raise InvalidInput(f"filename: used twice: {', '.join(duplicates)}", rule="filename")
         for upload in files:
             _check_filename(upload.filename)
+        at_once = await self._create_and_send_at_once(client, sbd, files)
+        if at_once is not None:
+            return at_once
         view = await self.create(client, sbd)
         if view.existing and view.sent_at is not None:
             return view
@@ -1395,6 +1449,157 @@ class MessageService:
             )
         sent = await self.send(client, view.message_id)
         return replace(sent, existing=view.existing)
+
+    async def _create_and_send_at_once(
+        self, client: Client, sbd: StandardBusinessDocument | bytes, files: Sequence[Upload]
+    ) -> MessageView | None:
+        """The common case of :meth:`create_and_send` in one transaction: a new message whose
+        files are in memory (the multipart API) and that passes validation on send.
+
+        The stored result is the one create, upload and send would leave (the same rows, the
+        same status event and outbox rows, in the same order), written in one transaction
+        instead of five. None when this is not the common case (the message id is in use, a
+        file is streamed, too large or would fail validation): the caller then takes the
+        step-by-step path, which answers every such case as it always has.
+        """
+        if not all(isinstance(f.chunks, bytes | bytearray) for f in files):
+            return None
+        contents = [bytes(f.chunks) for f in files]  # type: ignore[arg-type]
+        if sum(len(c) for c in contents) > self.settings.max_multipart_size:
+            return None
+        if any(not f.mime_type or len(f.mime_type) > 200 for f in files):
+            return None
+        now = self.clock()
+        parsed = self._parse(sbd, now)  # raises exactly as create would
+        sender_org = party_key(parsed.sender)
+        if sender_org not in client.organisations:
+            raise Forbidden(
+                f"{_JSON_PATH_HEADER}.sender: this client may not send as {parsed.sender}",
+                rule=f"{_JSON_PATH_HEADER}.sender",
+            )
+        sbd_json = json.dumps(parsed.stored_json, ensure_ascii=False, separators=(",", ":"))
+        shape = _RowShape(parsed.message_type, sbd_json)
+        views = [
+            FileView(
+                f.filename,
+                f.mime_type,
+                f.title,
+                self._is_primary(shape, f.filename, first=index == 0),
+                len(data),
+                hashlib.sha256(data).hexdigest(),
+            )
+            for index, (f, data) in enumerate(zip(files, contents, strict=True))
+        ]
+        by_name = dict(zip((f.filename for f in files), contents, strict=True))
+        try:
+            title = self._check_sendable(
+                parsed.message_id,
+                parsed.message_type,
+                views,
+                by_name,
+                by_name.get(ARKIVMELDING_XML) if parsed.message_type == "arkivmelding" else None,
+            )
+        except (InvalidInput, PayloadTooLarge):
+            return None  # the step-by-step path stores the message and then refuses it
+        stored: list[StoredFile] = []
+        try:
+            for data in contents:
+                stored.append(await self.files.write_bytes(data))
+            async with self.database.transaction() as connection:
+                inserted = await connection.execute(
+                    _insert_message(connection),
+                    {
+                        "message_id": parsed.message_id,
+                        "conversation_id": parsed.conversation_id,
+                        "direction": Direction.OUTGOING.value,
+                        "sender": parsed.sender,
+                        "sender_org": sender_org,
+                        "receiver": parsed.receiver,
+                        "receiver_org": party_key(parsed.receiver),
+                        "service_identifier": parsed.service_identifier.value,
+                        "process": parsed.process,
+                        "document_type": parsed.document_type,
+                        "message_type": parsed.message_type,
+                        "sbd_json": sbd_json,
+                        "content_hash": parsed.content_hash,
+                        "status": MessageStatus.OPPRETTET.value,
+                        "finished": False,
+                        "created_at": now,
+                        "last_update": now,
+                        "expires_at": parsed.expires_at,
+                        "sent_at": now,
+                        "locked_until": None,
+                        "locked_by": None,
+                        "acknowledged_at": None,
+                    },
+                )
+                row = inserted.first()
+                if row is None:
+                    raise _InUse()
+                await self._insert_conversation(
+                    connection,
+                    row.id,
+                    Direction.OUTGOING,
+                    parsed,
+                    now,
+                    title=title[:500] if title else None,
+                )
+                event_id = (
+                    await connection.execute(
+                        insert_ignore(
+                            connection, status_events, "message_pk", "status", returning="id"
+                        ),
+                        {
+                            "message_pk": row.id,
+                            "status": MessageStatus.OPPRETTET.value,
+                            "description": None,
+                            "raw_receipt": None,
+                            "created_at": now,
+                        },
+                    )
+                ).scalar_one()
+                if stored:
+                    await connection.execute(
+                        _INSERT_FILE,
+                        [
+                            {
+                                "message_pk": row.id,
+                                "filename": view.filename,
+                                "mime_type": view.mime_type,
+                                "title": view.title,
+                                "primary": view.primary,
+                                "size": done.size,
+                                "sha256": done.sha256,
+                                "storage_id": done.storage_id,
+                                "created_at": now,
+                            }
+                            for view, done in zip(views, stored, strict=True)
+                        ],
+                    )
+                # the status event's outbox row, then the send job's, as create and send write
+                await add_outbox_rows(
+                    connection,
+                    [
+                        (
+                            OUTBOX_STATUS,
+                            parsed.message_id,
+                            status_payload(event_id, MessageStatus.OPPRETTET, Direction.OUTGOING),
+                        ),
+                        (OUTBOX_SEND, parsed.message_id, {"direction": Direction.OUTGOING.value}),
+                    ],
+                    now=now,
+                )
+        except _InUse:
+            await self._forget(stored)
+            return None
+        except BaseException:
+            await self._forget(stored)
+            raise
+        return _message_view(row, views)
+
+    async def _forget(self, stored: Sequence[StoredFile]) -> None:
+        for done in stored:
+            await self.files.delete(done.storage_id)
 
     async def get_outgoing(self, client: Client, message_id: str) -> MessageView:
         async with self.database.read() as connection:
@@ -1657,12 +1862,19 @@ class MessageService:
         now = self.clock()
         async with self.database.transaction() as connection:
             row = await self._require_incoming(connection, client, message_id)
-            if row.acknowledged_at is None:
-                await connection.execute(
-                    messages.update()
-                    .where(messages.c.id == row.id)
-                    .values(acknowledged_at=now, locked_until=None, locked_by=None)
-                )
+            # conditional: of two concurrent acknowledgements only one takes the message (on
+            # PostgreSQL both may have read it unacknowledged) and records its statuses
+            taken = (
+                row.acknowledged_at is None
+                and (
+                    await connection.execute(
+                        messages.update()
+                        .where(messages.c.id == row.id, messages.c.acknowledged_at.is_(None))
+                        .values(acknowledged_at=now, locked_until=None, locked_by=None)
+                    )
+                ).rowcount
+            )
+            if taken:
                 await record_status(
                     connection,
                     message_pk=row.id,
@@ -1720,6 +1932,12 @@ class MessageService:
                 raise NotFound(f"no outgoing message {message_id}")
             if row.sent_at is None:
                 raise Conflict(f"message {message_id} has not been sent", rule="messageId")
+            if row.status in _ENDED_UNSENT:
+                # FEIL or LEVETID_UTLOPT before it was handed over (a dead-lettered or expired
+                # job published again): the sender was told it failed, so it never arrives
+                raise Conflict(
+                    f"message {message_id} is {row.status}: not delivered", rule="status"
+                )
             hosted = await self.hosted_organisations(connection)
             if row.receiver_org not in hosted:
                 raise NoRoute(f"receiver {row.receiver} is not served by this access point")
@@ -1868,11 +2086,29 @@ class MessageService:
         direction: Direction = Direction.OUTGOING,
         description: str | None = None,
         raw_receipt: str | None = None,
+        only_from: Collection[MessageStatus] = (),
     ) -> StatusView | None:
-        """Record a status from a channel (receipts); None when it was recorded already."""
+        """Record a status from a channel (receipts); None when it was recorded already.
+
+        With ``only_from``, only while the message's current status is one of those (None
+        otherwise); the message row is locked for the check.
+        """
         now = self.clock()
         async with self.database.transaction() as connection:
-            pk = await self._pk(connection, message_id, direction)
+            if only_from:
+                query = sa.select(messages.c.id, messages.c.status).where(
+                    messages.c.message_id == message_id, messages.c.direction == direction.value
+                )
+                if not self.database.sqlite:
+                    query = query.with_for_update()
+                current = (await connection.execute(query)).first()
+                if current is None:
+                    raise NotFound(f"no {direction.value.lower()} message {message_id}")
+                if MessageStatus(current.status) not in only_from:
+                    return None
+                pk = int(current.id)
+            else:
+                pk = await self._pk(connection, message_id, direction)
             event_id = await record_status(
                 connection,
                 message_pk=pk,
@@ -1913,14 +2149,21 @@ class MessageService:
         *,
         direction: Direction = Direction.OUTGOING,
         raw_receipt: str | None = None,
+        unsent_only: bool = False,
     ) -> StatusView | None:
-        """FEIL with the reason (dead letters, permanent errors); None if already finished."""
+        """FEIL with the reason (dead letters, permanent errors); None if already finished.
+
+        ``unsent_only`` (a dead ``send`` job): only while the message is still OPPRETTET. An
+        earlier run of the job may have handed it over and died before its acknowledgement;
+        FEIL then would contradict SENDT/MOTTATT and shut out LEVERT.
+        """
         return await self.record_status(
             message_id,
             MessageStatus.FEIL,
             direction=direction,
             description=reason,
             raw_receipt=raw_receipt,
+            only_from=(MessageStatus.OPPRETTET,) if unsent_only else (),
         )
 
     async def expire(self, now: datetime | None = None, *, batch: int = 500) -> int:

@@ -12,6 +12,11 @@ BUDSTIKKE_DATA_DIR              where the embedded database, files and keys live
 BUDSTIKKE_DATABASE_URL          SQLAlchemy async URL (``sqlite+aiosqlite:///<data_dir>/budstikke.db``);
                                 PostgreSQL: ``postgresql+asyncpg://user:pw@host/db``
 BUDSTIKKE_AMQP_URL              RabbitMQ URL; unset = the embedded queue on the database
+BUDSTIKKE_QUEUE_NAME            the job queue's name: RabbitMQ queues ``<name>``, ``<name>.dead``, …
+                                (``budstikke.jobs``), the embedded queue's rows (``default``); give
+                                instances sharing one broker or database different names
+BUDSTIKKE_QUEUE_LEASE           seconds a job claimed from the embedded queue is held before a
+                                crashed worker's job is handed out again; renewed while it runs (60)
 BUDSTIKKE_STORAGE_KEY           base64 of the 32-byte key that encrypts files at rest; unset = a key
                                 generated once into ``<data_dir>/storage.key`` (mode 0600)
 BUDSTIKKE_HOST / _PORT          where ``budstikke serve`` listens (``127.0.0.1`` / ``9093``)
@@ -21,6 +26,8 @@ BUDSTIKKE_INBOX_LOCK_TIMEOUT    seconds a peeked message stays locked (300)
 BUDSTIKKE_MAX_FILE_SIZE         largest uploaded file, bytes (1 GiB)
 BUDSTIKKE_MAX_MULTIPART_SIZE    largest one-step multipart request, bytes (5 MiB, as the reference)
 BUDSTIKKE_WORKER_CONCURRENCY    jobs a worker runs at once (8)
+BUDSTIKKE_DATABASE_POOL_SIZE    PostgreSQL connections a process keeps (10; as many again on a
+                                burst; a process running workers keeps at least concurrency + 2)
 BUDSTIKKE_LIFETIME_SWEEP        seconds between sweeps that mark expired messages (60)
 BUDSTIKKE_WEBHOOK_TIMEOUT       seconds a webhook receiver gets to answer (10)
 BUDSTIKKE_WEBHOOK_MAX_ATTEMPTS  attempts before a webhook delivery is given up (12)
@@ -63,6 +70,8 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     amqp_url: Secret | None = None
+    queue_name: str = ""
+    queue_lease: timedelta = timedelta(seconds=60)
     storage_key: Secret | None = None
     host: str = "127.0.0.1"
     port: int = 9093
@@ -72,6 +81,7 @@ class Settings:
     max_file_size: int = 1 << 30
     max_multipart_size: int = 5 << 20
     worker_concurrency: int = 8
+    database_pool_size: int = 10
     lifetime_sweep: timedelta = timedelta(seconds=60)
     webhook_timeout: timedelta = timedelta(seconds=10)
     webhook_max_attempts: int = 12
@@ -82,7 +92,13 @@ class Settings:
             object.__setattr__(self, "database_url", url)
         if self.storage_key is not None and len(self.storage_key.value) != 32:
             raise ConfigurationError("BUDSTIKKE_STORAGE_KEY must be 32 bytes (base64)")
-        for name in ("port", "max_file_size", "max_multipart_size", "worker_concurrency"):
+        for name in (
+            "port",
+            "max_file_size",
+            "max_multipart_size",
+            "worker_concurrency",
+            "database_pool_size",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"BUDSTIKKE_{name.upper()} must be positive")
 
@@ -146,7 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         name = f.name.upper()
         if f.name == "data_dir":
             values[f.name] = Path(text)
-        elif f.name in ("database_url", "host"):
+        elif f.name in ("database_url", "host", "queue_name"):
             values[f.name] = text
         elif f.name == "amqp_url":
             values[f.name] = Secret(text.encode())

@@ -481,6 +481,16 @@ class Webhooks:
         deliveries were created now)."""
         event_id = _payload_id(payload, "status_event_id")
         async with self._db.read() as conn:
+            # the subscriptions first: with none (the common case) one query answers the job
+            rows = (
+                await conn.execute(
+                    sa.select(subscriptions, api_clients.c.organisations)
+                    .join(api_clients, api_clients.c.id == subscriptions.c.client_id)
+                    .where(api_clients.c.disabled.is_(False))
+                )
+            ).all()
+            if not rows:
+                return 0
             event = (
                 await conn.execute(
                     sa.select(
@@ -500,11 +510,6 @@ class Webhooks:
                 return 0  # the message was deleted since: nothing to tell
             owner = (
                 event.sender_org if event.direction == Direction.OUTGOING else event.receiver_org
-            )
-            rows = await conn.execute(
-                sa.select(subscriptions, api_clients.c.organisations)
-                .join(api_clients, api_clients.c.id == subscriptions.c.client_id)
-                .where(api_clients.c.disabled.is_(False))
             )
             wanted = [
                 row.id

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random as _random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -157,8 +156,8 @@ class Idempotency:
     The key is recorded only when the block ends without an error, so a crash in the middle
     leaves the effect to be done again (the effect itself must tolerate a repeat of a partial
     run). Two runs of the same key at the same time wait for each other: in this process with
-    a lock, across processes on PostgreSQL with a transaction-scoped advisory lock held until
-    the key is committed.
+    a lock, across processes on PostgreSQL on the key's row, inserted (uncommitted) before the
+    effect runs and committed after it.
     """
 
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -166,6 +165,10 @@ class Idempotency:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._postgres = engine.dialect.name == "postgresql"
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        insert = postgresql.insert if self._postgres else sqlite.insert
+        self._claim_statement = insert(processed_jobs).on_conflict_do_nothing(
+            index_elements=[processed_jobs.c.key]
+        )
 
     @contextlib.asynccontextmanager
     async def _local(self, key: str) -> AsyncIterator[None]:
@@ -199,18 +202,13 @@ class Idempotency:
             raise ValueError("idempotency keys are at most 200 characters")
         async with self._local(key):
             if self._postgres:
-                lock_id = int.from_bytes(
-                    hashlib.sha256(key.encode()).digest()[:8], "big", signed=True
-                )
+                # the key's row goes in first and stays uncommitted while the effect runs: a
+                # concurrent run of the same key waits on the unique index until this
+                # transaction ends, then finds the key (committed) or takes over (rolled
+                # back, as when the effect raised). One statement does what a lock, a look
+                # and an insert did.
                 async with self.engine.begin() as conn:
-                    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_id)))
-                    if await self._seen(conn, key):
-                        yield False
-                        return
-                    yield True
-                    await conn.execute(
-                        processed_jobs.insert().values(key=key, processed_at=self._clock())
-                    )
+                    yield await self.claim(conn, key)
                 return
             if await self.seen(key):
                 yield False
@@ -233,13 +231,9 @@ class Idempotency:
         """
         if len(key) > 200:
             raise ValueError("idempotency keys are at most 200 characters")
-        insert = postgresql.insert if self._postgres else sqlite.insert
-        statement = (
-            insert(processed_jobs)
-            .values(key=key, processed_at=self._clock())
-            .on_conflict_do_nothing(index_elements=[processed_jobs.c.key])
+        result = await conn.execute(
+            self._claim_statement, {"key": key, "processed_at": self._clock()}
         )
-        result = await conn.execute(statement)
         return bool(result.rowcount == 1)
 
     async def run_once(self, key: str, effect: Callable[[], Awaitable[object]]) -> bool:

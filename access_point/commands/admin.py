@@ -55,7 +55,7 @@ def _upgrade(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
-    print(f"database at revision {current_revision(settings.database_url)}")
+    print(f"database at revision {asyncio.run(current_revision(settings.database_url))}")
     return 0
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from access_point.api import SafeAccessLogger
 from access_point.app import create_runtime
+from access_point.eventloop import use_fast_loop
 from access_point.settings import Settings, load_settings
 
 
@@ -26,6 +27,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--host", help="listen address (default: BUDSTIKKE_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default: BUDSTIKKE_PORT or 9093)")
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help=(
+            "listen with SO_REUSEPORT, so that several `budstikke serve --no-workers` "
+            "processes share one port and the kernel spreads connections over them (one "
+            "Python process uses one core)"
+        ),
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--workers",
@@ -61,12 +71,17 @@ def run(args: argparse.Namespace) -> int:
         return runtime.app
 
     mode = "embedded (SQLite + database queue)" if settings.embedded else "RabbitMQ"
-    print(f"budstikke: serving on http://{settings.host}:{settings.port} ({mode})", flush=True)
+    loop = use_fast_loop()
+    print(
+        f"budstikke: serving on http://{settings.host}:{settings.port} ({mode}, {loop})",
+        flush=True,
+    )
     web.run_app(
         application(),
         host=settings.host,
         port=settings.port,
         access_log_class=SafeAccessLogger,
         print=None,
+        reuse_port=args.reuse_port or None,
     )
     return 0

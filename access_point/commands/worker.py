@@ -14,6 +14,7 @@ import logging
 import signal
 from typing import Any
 
+from access_point.eventloop import use_fast_loop
 from access_point.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     queue = "RabbitMQ" if settings.amqp_url is not None else "the database queue"
-    print(f"budstikke: worker on {queue}, concurrency {settings.worker_concurrency}", flush=True)
+    loop = use_fast_loop()
+    print(
+        f"budstikke: worker on {queue}, concurrency {settings.worker_concurrency} ({loop})",
+        flush=True,
+    )
     asyncio.run(serve_workers(settings, grace=args.grace))
     return 0

@@ -23,9 +23,11 @@ __all__ = [
     "OUTBOX_SEND",
     "OUTBOX_STATUS",
     "add_outbox",
+    "add_outbox_rows",
     "insert_ignore",
     "insert_status_event",
     "record_status",
+    "status_payload",
 ]
 
 #: outbox kinds written by the store (the queue's job kinds)
@@ -99,6 +101,32 @@ async def add_outbox(
     )
 
 
+async def add_outbox_rows(
+    connection: AsyncConnection,
+    rows: Sequence[tuple[str, str, Mapping[str, Any]]],
+    *,
+    now: datetime,
+) -> None:
+    """Several outbox rows ``(kind, message_id, payload)`` in one statement, in this order."""
+    await connection.execute(
+        _INSERT_OUTBOX,
+        [
+            {
+                "kind": kind,
+                "message_id": message_id,
+                "payload": json.dumps(dict(payload), separators=(",", ":")),
+                "created_at": now,
+            }
+            for kind, message_id, payload in rows
+        ],
+    )
+
+
+def status_payload(event_id: int, status: MessageStatus, direction: Direction) -> dict[str, Any]:
+    """The payload of a status event's outbox row (the ``status`` job)."""
+    return {"status_event_id": event_id, "status": status.value, "direction": direction.value}
+
+
 _SOURCES: dict[tuple[MessageStatus, Direction], list[str]] = {
     (new, direction): [s.value for s in MessageStatus if can_transition(s, new, direction)]
     for new in MessageStatus
@@ -144,11 +172,7 @@ async def insert_status_event(
         kind=OUTBOX_STATUS,
         message_id=message_id,
         now=now,
-        payload={
-            "status_event_id": event_id,
-            "status": status.value,
-            "direction": direction.value,
-        },
+        payload=status_payload(event_id, status, direction),
     )
     return int(event_id)
 

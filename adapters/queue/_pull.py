@@ -46,9 +46,13 @@ async def pull_loop(
     watcher = asyncio.create_task(watch_stop(stop)) if stop is not None else None
     try:
         while stop is None or not stop.is_set():
+            # clear before looking, whether or not a slot is free: a nudge that stays set while
+            # every slot is busy would make the wait below return at once, and this loop would
+            # spin without ever yielding to the jobs it waits for (each turn also leaves a timer
+            # handle behind). Anything that happens after the clear sets it again.
+            nudge.clear()
             free = concurrency - len(running)
             if free > 0:
-                nudge.clear()
                 try:
                     items = await claim(free)
                 except Exception:

@@ -61,9 +61,13 @@ def utc_now() -> datetime:
 
 @contextlib.asynccontextmanager
 async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for queries only (on SQLite a deferred transaction, no write lock)."""
+    """A connection for queries only (on SQLite a deferred transaction, no write lock; on
+    PostgreSQL autocommit, which under READ COMMITTED reads the same without BEGIN/ROLLBACK)."""
     async with engine.connect() as conn:
-        yield await conn.execution_options(sqlite_begin="DEFERRED")
+        if engine.dialect.name == "sqlite":
+            yield await conn.execution_options(sqlite_begin="DEFERRED")
+        else:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @dataclass(frozen=True)

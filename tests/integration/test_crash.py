@@ -8,8 +8,6 @@ transaction, so a redelivered job finds its key and does nothing.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.db.engine import create_engine
 from adapters.db.schema import metadata
 from adapters.queue import DatabaseQueue, Job, JobQueue, RabbitMQQueue
+from tests.integration import broker
 from tests.integration.crash_worker import LEASE, deliveries, effects, test_metadata
 
 pytestmark = pytest.mark.integration
@@ -194,14 +193,9 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(setup: 
     assert await setup.queue.depth() == 0
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-
-
 @pytest.fixture
 def broker_control() -> None:
-    if shutil.which("rabbitmqctl") is None or os.geteuid() != 0:
-        pytest.skip("restarting the broker needs rabbitmqctl as root")
+    broker.require_broker_control()
 
 
 @pytest.mark.usefixtures("broker_control")
@@ -221,11 +215,10 @@ async def test_a_broker_restart_with_jobs_in_flight_loses_nothing(rabbit_setup: 
 
         publisher = asyncio.create_task(publish_during())
         await asyncio.sleep(0.2)
-        await asyncio.to_thread(_rabbitmqctl, "stop_app")
+        await broker.stop()
         stopped = True
         await asyncio.sleep(1.0)
-        await asyncio.to_thread(_rabbitmqctl, "start_app")
-        await asyncio.to_thread(_rabbitmqctl, "await_startup")
+        await broker.start_and_wait(s.amqp_url or "")
         stopped = False
         await asyncio.wait_for(publisher, 90)
         n = n_before + n_during
@@ -234,8 +227,7 @@ async def test_a_broker_restart_with_jobs_in_flight_loses_nothing(rabbit_setup: 
         assert stop_gracefully(worker) == 0
     finally:
         if stopped:
-            await asyncio.to_thread(_rabbitmqctl, "start_app")
-            await asyncio.to_thread(_rabbitmqctl, "await_startup")
+            await broker.start_and_wait(s.amqp_url or "")
         if worker.poll() is None:
             worker.kill()
             worker.wait()
