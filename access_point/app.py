@@ -38,6 +38,7 @@ from aiohttp import web
 
 from access_point.api import MIDDLEWARES, setup_api
 from access_point.api.manage import HealthCheck, Metrics
+from access_point.destinations import DestinationPolicy
 from access_point.jobs import MessageOperations, build_kinds, lifetime_sweep
 from access_point.messages import MessageService
 from access_point.settings import Settings
@@ -275,6 +276,7 @@ async def create_runtime(
         timeout=settings.webhook_timeout.total_seconds(),
         max_attempts=settings.webhook_max_attempts,
         wake=wake,
+        destinations=DestinationPolicy.parse(settings.webhook_allowed_networks),
     )
     queue: JobQueue
     if settings.amqp_url is None:

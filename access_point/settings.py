@@ -31,6 +31,9 @@ BUDSTIKKE_DATABASE_POOL_SIZE    PostgreSQL connections a process keeps (10; as m
 BUDSTIKKE_LIFETIME_SWEEP        seconds between sweeps that mark expired messages (60)
 BUDSTIKKE_WEBHOOK_TIMEOUT       seconds a webhook receiver gets to answer (10)
 BUDSTIKKE_WEBHOOK_MAX_ATTEMPTS  attempts before a webhook delivery is given up (12)
+BUDSTIKKE_WEBHOOK_ALLOWED_NETWORKS
+                                CIDRs push endpoints may resolve to (default: any address but
+                                link-local, multicast, unspecified and reserved ones)
 ==============================  =================================================================
 """
 
@@ -85,6 +88,9 @@ class Settings:
     lifetime_sweep: timedelta = timedelta(seconds=60)
     webhook_timeout: timedelta = timedelta(seconds=10)
     webhook_max_attempts: int = 12
+    #: networks webhook push endpoints may resolve to; empty = any but link-local, multicast,
+    #: unspecified and reserved addresses (see access_point/destinations.py)
+    webhook_allowed_networks: str = ""
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -162,7 +168,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         name = f.name.upper()
         if f.name == "data_dir":
             values[f.name] = Path(text)
-        elif f.name in ("database_url", "host", "queue_name"):
+        elif f.name in ("database_url", "host", "queue_name", "webhook_allowed_networks"):
             values[f.name] = text
         elif f.name == "amqp_url":
             values[f.name] = Secret(text.encode())

@@ -56,6 +56,7 @@ import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from access_point.destinations import DestinationPolicy, guarded_connector, refused
 from access_point.statuses import Direction, MessageStatus, ServiceIdentifier
 from adapters.db.engine import Database
 from adapters.db.repositories import insert_ignore
@@ -68,7 +69,13 @@ from adapters.db.schema import (
     webhook_deliveries,
 )
 from adapters.queue.base import Job
-from sbdh.errors import Conflict, InvalidInput, NotFound, TransientDeliveryError
+from sbdh.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -302,8 +309,10 @@ class Webhooks:
         session: aiohttp.ClientSession | None = None,
         clock: Any = None,
         wake: asyncio.Event | None = None,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
         self._db = db
+        self._destinations = destinations or DestinationPolicy()
         #: set after outbox rows are committed, so the outbox relay publishes them at once
         self.wake = wake
         self._timeout = timeout
@@ -322,6 +331,7 @@ class Webhooks:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 headers={"User-Agent": "budstikke-webhooks"},
+                connector=guarded_connector(self._destinations),
             )
         return self._session
 
@@ -469,6 +479,8 @@ class Webhooks:
         body = json.dumps({"createdTs": created, "event": "ping"}, separators=(",", ":")).encode()
         try:
             await self._post(endpoint, secret, body, delivery="ping")
+        except PermanentDeliveryError as exc:
+            raise _field_error("pushEndpoint", str(exc)) from exc
         except TransientDeliveryError as exc:
             raise _field_error(
                 "pushEndpoint", f"the ping was not answered with 2xx: {exc}"
@@ -646,6 +658,9 @@ class Webhooks:
                 await response.read()
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
+            refusal = refused(exc)
+            if refusal is not None:
+                raise PermanentDeliveryError(f"push endpoint refused: {refusal}") from exc
             raise TransientDeliveryError(f"POST to the push endpoint failed: {exc!r}") from exc
         if not 200 <= status < 300:
             error = TransientDeliveryError(f"the push endpoint answered {status}")
