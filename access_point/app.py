@@ -39,7 +39,7 @@ from aiohttp import web
 from access_point.api import MIDDLEWARES, setup_api
 from access_point.api.manage import HealthCheck, Metrics
 from access_point.destinations import DestinationPolicy
-from access_point.jobs import MessageOperations, build_kinds, lifetime_sweep
+from access_point.jobs import MessageOperations, build_kinds, lifetime_sweep, no_subscriptions
 from access_point.messages import MessageService
 from access_point.settings import Settings
 from access_point.webhooks import WEBHOOK_JOB, Webhooks
@@ -296,6 +296,7 @@ async def create_runtime(
         operations,
         idempotency=idempotency,
         on_status=webhooks.status_job,
+        status_idle=no_subscriptions,
         extra={
             WEBHOOK_JOB: JobKind(
                 webhooks.webhook_job,

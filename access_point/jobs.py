@@ -9,6 +9,10 @@ send       deliver the message to the receiver hosted  the message is marked FEI
 status     the status-event hook (webhook fan-out)     logged
 =========  ==========================================  =====================================
 
+While nothing could want a status event (``status_idle``: no webhook subscription), the outbox
+relay records ``status`` jobs done instead of publishing them (:attr:`JobKind.idle`); the pull
+feed and the metrics read the status history itself and see every event either way.
+
 Every handler runs under :meth:`~access_point.worker.Idempotency.once` on ``Job.key``, so a
 redelivered job has its effect once. More kinds (``webhook``) come in through ``extra``.
 """
@@ -19,10 +23,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from access_point.worker import Idempotency, JobFunction, JobKind
+from adapters.db.schema import api_clients, subscriptions
 from adapters.queue import Job
 
-__all__ = ["MessageOperations", "build_kinds", "lifetime_sweep"]
+__all__ = ["MessageOperations", "build_kinds", "lifetime_sweep", "no_subscriptions"]
 
 SEND = "send"
 STATUS = "status"
@@ -52,14 +60,36 @@ def _once(idempotency: Idempotency | None, run: JobFunction) -> JobFunction:
     return guarded
 
 
+async def _always_idle(connection: AsyncConnection) -> bool:
+    return True
+
+
+async def no_subscriptions(connection: AsyncConnection) -> bool:
+    """True when no enabled client has a webhook subscription: no status event is wanted."""
+    found = await connection.execute(
+        sa.select(subscriptions.c.id)
+        .join(api_clients, api_clients.c.id == subscriptions.c.client_id)
+        .where(api_clients.c.disabled.is_(False))
+        .limit(1)
+    )
+    return found.first() is None
+
+
 def build_kinds(
     messages: MessageOperations,
     *,
     idempotency: Idempotency | None,
     on_status: Callable[[Job], Awaitable[object]] | None = None,
+    status_idle: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
     extra: Mapping[str, JobKind] | None = None,
 ) -> dict[str, JobKind]:
-    """The handler registry for :class:`~access_point.worker.Worker`."""
+    """The handler registry for :class:`~access_point.worker.Worker`.
+
+    ``status_idle`` says (in the relay's transaction) when ``on_status`` has nothing to do;
+    without ``on_status`` the status jobs never have anything to do.
+    """
+    if on_status is None:
+        status_idle = _always_idle
 
     async def send(job: Job) -> None:
         await messages.deliver_locally(job.message_id)
@@ -72,7 +102,7 @@ def build_kinds(
 
     kinds = {
         SEND: JobKind(_once(idempotency, send), on_dead=send_died),
-        STATUS: JobKind(_once(idempotency, on_status or _no_status_hook)),
+        STATUS: JobKind(_once(idempotency, on_status or _no_status_hook), idle=status_idle),
     }
     kinds.update(extra or {})
     return kinds

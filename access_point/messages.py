@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import re
 import secrets
@@ -50,7 +51,13 @@ from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from access_point.settings import Settings
-from access_point.statuses import Direction, MessageStatus, ServiceIdentifier
+from access_point.statuses import (
+    Direction,
+    MessageStatus,
+    ServiceIdentifier,
+    can_transition,
+    is_terminal,
+)
 from adapters.db.engine import Database
 from adapters.db.repositories import (
     OUTBOX_SEND,
@@ -1740,32 +1747,86 @@ class MessageService:
             files = await self._files(connection, [row.id])
         return _message_view(row, files.get(row.id, ()))
 
+    #: containers of files up to this many bytes in all are built in one go on the executor
+    _SMALL_CONTAINER = 1024 * 1024
+
     async def pop(self, client: Client, message_id: str) -> PoppedMessage | None:
         """The message's files as a signed ASiC-E container, streamed; None without files.
 
         The container is written on a worker thread straight from the decrypting file store:
-        neither the files nor the container are ever whole in memory.
+        neither the files nor the container are ever whole in memory (but for small messages,
+        up to :attr:`_SMALL_CONTAINER` bytes of files, built whole in one executor call).
         """
+        file_columns = [c.label(f"file_{c.name}") for c in message_files.c]
         async with self.database.read() as connection:
-            row = await self._require_incoming(connection, client, message_id)
-            if row.acknowledged_at is not None:
-                raise NotFound(f"incoming message {message_id} has been acknowledged already")
-            files = (
+            rows = (
                 await connection.execute(
-                    sa.select(message_files)
-                    .where(message_files.c.message_pk == row.id)
+                    sa.select(*_ROW_COLUMNS, *file_columns)
+                    .select_from(
+                        messages.outerjoin(
+                            message_files, message_files.c.message_pk == messages.c.id
+                        )
+                    )
+                    .where(messages.c.message_id == message_id, self._incoming_condition(client))
                     .order_by(message_files.c.id)
                 )
             ).all()
+        if not rows:
+            raise NotFound(f"no incoming message {message_id}")
+        row = rows[0]
+        if row.acknowledged_at is not None:
+            raise NotFound(f"incoming message {message_id} has been acknowledged already")
+        files = [
+            _PoppedFile(
+                r.file_filename, r.file_mime_type, r.file_title, r.file_primary, r.file_storage_id
+            )
+            for r in rows
+            if r.file_id is not None
+        ]
         if not files:
             return None
         main = next((f.filename for f in files if f.primary), files[0].filename)
+        small = sum(int(r.file_size) for r in rows) <= self._SMALL_CONTAINER
         return PoppedMessage(
             message_id=message_id,
             filename="asic.zip",
             content_type=ASIC_CONTENT_TYPE,
-            chunks=self._container(row, files, main),
+            chunks=(self._small_container if small else self._container)(row, files, main),
         )
+
+    async def _small_container(
+        self, row: Any, files: Sequence[Any], main: str
+    ) -> AsyncIterator[bytes]:
+        """The container of a small message, built whole on the executor: no thread of its
+        own and no hand-over per chunk."""
+        now = self.clock()
+        store = self.files
+        signer = self.ap_credential
+
+        def work() -> bytes:
+            with contextlib.ExitStack() as stack:
+                sources = [
+                    PackageFile(
+                        f.filename,
+                        stack.enter_context(store.open(f.storage_id)),
+                        f.mime_type,
+                        f.title,
+                    )
+                    for f in files
+                ]
+                sink = io.BytesIO()
+                write_container(
+                    sources,
+                    sender=_party(row.sender),
+                    receiver=_party(row.receiver),
+                    main_document=main,
+                    signer=signer,
+                    out=sink,
+                    now=now,
+                )
+                return sink.getvalue()
+
+        yield await asyncio.to_thread(work)
 
     async def _container(self, row: Any, files: Sequence[Any], main: str) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -1854,58 +1915,142 @@ class MessageService:
                 queue.get_nowait()
             await done
 
+    #: the statuses from which an acknowledgement moves each side (as record_status would)
+    _ACK_INCOMING_SOURCES = tuple(
+        s.value
+        for s in MessageStatus
+        if can_transition(s, MessageStatus.INNKOMMENDE_LEVERT, Direction.INCOMING)
+    )
+    _ACK_OUTGOING_SOURCES = tuple(
+        s.value
+        for s in MessageStatus
+        if can_transition(s, MessageStatus.LEVERT, Direction.OUTGOING)
+    )
+
     async def acknowledge(self, client: Client, message_id: str) -> MessageView:
         """The receiver has the message: INNKOMMENDE_LEVERT, and LEVERT for a local sender.
 
-        A repeat is a no-op that returns the message again.
+        A repeat is a no-op that returns the message again. One transaction of few round
+        trips: a conditional ``UPDATE … RETURNING`` takes the message (of two concurrent
+        acknowledgements only one matches ``acknowledged_at IS NULL``) and moves its status,
+        a second moves a local sender's copy to LEVERT, and the status events (once per
+        message and status), their outbox rows and the conversations are written in one
+        statement each.
         """
         now = self.clock()
+        incoming_moves = messages.c.status.in_(self._ACK_INCOMING_SOURCES)
+        levert = MessageStatus.INNKOMMENDE_LEVERT.value
         async with self.database.transaction() as connection:
-            row = await self._require_incoming(connection, client, message_id)
-            # conditional: of two concurrent acknowledgements only one takes the message (on
-            # PostgreSQL both may have read it unacknowledged) and records its statuses
-            taken = (
-                row.acknowledged_at is None
-                and (
-                    await connection.execute(
-                        messages.update()
-                        .where(messages.c.id == row.id, messages.c.acknowledged_at.is_(None))
-                        .values(acknowledged_at=now, locked_until=None, locked_by=None)
+            row = (
+                await connection.execute(
+                    messages.update()
+                    .where(
+                        messages.c.message_id == message_id,
+                        self._incoming_condition(client),
+                        messages.c.acknowledged_at.is_(None),
                     )
-                ).rowcount
-            )
-            if taken:
-                await record_status(
-                    connection,
-                    message_pk=row.id,
-                    message_id=message_id,
-                    direction=Direction.INCOMING,
-                    status=MessageStatus.INNKOMMENDE_LEVERT,
-                    now=now,
+                    .values(
+                        acknowledged_at=now,
+                        locked_until=None,
+                        locked_by=None,
+                        status=sa.case((incoming_moves, levert), else_=messages.c.status),
+                        last_update=sa.case((incoming_moves, now), else_=messages.c.last_update),
+                        finished=sa.case(
+                            (incoming_moves, is_terminal(MessageStatus.INNKOMMENDE_LEVERT)),
+                            else_=messages.c.finished,
+                        ),
+                    )
+                    .returning(*_ROW_COLUMNS)
                 )
-                outgoing = (
-                    await connection.execute(
-                        sa.select(messages.c.id).where(
-                            messages.c.message_id == message_id,
-                            messages.c.direction == Direction.OUTGOING.value,
-                        )
-                    )
-                ).scalar_one_or_none()
-                if outgoing is not None:
-                    await record_status(
-                        connection,
-                        message_pk=outgoing,
-                        message_id=message_id,
-                        direction=Direction.OUTGOING,
-                        status=MessageStatus.LEVERT,
-                        now=now,
-                        description="Levert til mottakers fagsystem",
-                    )
-            fresh = (
-                await connection.execute(sa.select(*_ROW_COLUMNS).where(messages.c.id == row.id))
-            ).one()
+            ).first()
+            if row is None:  # not visible (NotFound), or acknowledged already: a repeat
+                row = await self._require_incoming(connection, client, message_id)
+            else:
+                await self._record_acknowledged(
+                    connection, row, message_id, now, moved=row.status == levert
+                )
             files = await self._files(connection, [row.id])
-        return _message_view(fresh, files.get(row.id, ()))
+        return _message_view(row, files.get(row.id, ()))
+
+    async def _record_acknowledged(
+        self, connection: AsyncConnection, row: Any, message_id: str, now: datetime, *, moved: bool
+    ) -> None:
+        """The acknowledgement's status events, outbox rows and conversation updates."""
+        events: list[dict[str, Any]] = []
+        directions: dict[int, Direction] = {}
+        if moved:
+            directions[row.id] = Direction.INCOMING
+            events.append(
+                {
+                    "message_pk": row.id,
+                    "status": MessageStatus.INNKOMMENDE_LEVERT.value,
+                    "description": None,
+                    "raw_receipt": None,
+                    "created_at": now,
+                }
+            )
+        outgoing = (
+            await connection.execute(
+                messages.update()
+                .where(
+                    messages.c.message_id == message_id,
+                    messages.c.direction == Direction.OUTGOING.value,
+                    messages.c.status.in_(self._ACK_OUTGOING_SOURCES),
+                )
+                .values(
+                    status=MessageStatus.LEVERT.value,
+                    last_update=now,
+                    finished=is_terminal(MessageStatus.LEVERT),
+                )
+                .returning(messages.c.id)
+            )
+        ).scalar_one_or_none()
+        if outgoing is not None:
+            directions[outgoing] = Direction.OUTGOING
+            events.append(
+                {
+                    "message_pk": outgoing,
+                    "status": MessageStatus.LEVERT.value,
+                    "description": "Levert til mottakers fagsystem",
+                    "raw_receipt": None,
+                    "created_at": now,
+                }
+            )
+        if not events:
+            return
+        # once per (message, status): a conflicting row is skipped and not returned
+        inserted = sorted(
+            (
+                await connection.execute(
+                    insert_ignore(connection, status_events, "message_pk", "status")
+                    .values(events)
+                    .returning(
+                        status_events.c.id, status_events.c.message_pk, status_events.c.status
+                    )
+                )
+            ).all()
+        )
+        if not inserted:
+            return
+        await add_outbox_rows(
+            connection,
+            [
+                (
+                    OUTBOX_STATUS,
+                    message_id,
+                    status_payload(
+                        int(event_id), MessageStatus(status), directions[int(message_pk)]
+                    ),
+                )
+                for event_id, message_pk, status in inserted
+            ],
+            now=now,
+        )
+        await connection.execute(
+            conversations.update()
+            .where(conversations.c.message_pk.in_([int(pk) for _, pk, _ in inserted]))
+            .values(last_update=now, finished=True)
+        )
 
     # ------------------------------------------------------------------ channel operations
 
@@ -2423,6 +2568,17 @@ class MessageService:
             )
             for r in rows
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class _PoppedFile:
+    """What :meth:`MessageService.pop` needs of a message file."""
+
+    filename: str
+    mime_type: str
+    title: str | None
+    primary: bool
+    storage_id: str
 
 
 def _settle(future: asyncio.Future[None]) -> None:

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random as _random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +53,10 @@ class JobKind:
     run: JobFunction
     on_dead: DeadCallback | None = None
     max_attempts: int | None = None
+    #: in the outbox relay's transaction: True when jobs of this kind have nothing to do (no
+    #: webhook subscription for ``status``); the relay then records their keys done there
+    #: instead of publishing them. The check runs after the jobs' rows committed.
+    idle: Callable[[AsyncConnection], Awaitable[bool]] | None = None
 
 
 def describe(exc: BaseException) -> str:
@@ -236,6 +240,14 @@ class Idempotency:
         )
         return bool(result.rowcount == 1)
 
+    async def claim_many(self, conn: AsyncConnection, keys: Sequence[str]) -> None:
+        """Record ``keys`` done in the caller's transaction (those recorded already stay)."""
+        if keys:
+            now = self._clock()
+            await conn.execute(
+                self._claim_statement, [{"key": k, "processed_at": now} for k in keys]
+            )
+
     async def run_once(self, key: str, effect: Callable[[], Awaitable[object]]) -> bool:
         """Run ``effect`` unless ``key`` was done already; True when it ran."""
         async with self.once(key) as first:
@@ -269,6 +281,29 @@ async def every(
                 await stop.wait()
 
 
+def _settler(
+    engine: AsyncEngine, kinds: Mapping[str, JobKind]
+) -> Callable[[AsyncConnection, Sequence[Job]], Awaitable[set[str]]] | None:
+    """The relay's ``settle``: jobs of an idle kind are done in its transaction, keys and all."""
+    idle = {name: kind.idle for name, kind in kinds.items() if kind.idle is not None}
+    if not idle:
+        return None
+    idempotency = Idempotency(engine)
+
+    async def settle(conn: AsyncConnection, jobs: Sequence[Job]) -> set[str]:
+        done: list[Job] = []
+        for name, check in idle.items():
+            of_kind = [job for job in jobs if job.kind == name]
+            if of_kind and await check(conn):
+                done.extend(of_kind)
+        if not done:
+            return set()
+        await idempotency.claim_many(conn, sorted({job.key for job in done}))
+        return {job.id for job in done if job.id is not None}
+
+    return settle
+
+
 async def run_worker(
     queue: JobQueue,
     kinds: Mapping[str, JobKind],
@@ -287,7 +322,7 @@ async def run_worker(
     sweep end after their current round. If one of the three fails, the others are stopped.
     """
     stop = stop if stop is not None else asyncio.Event()
-    relay = OutboxRelay(engine, queue, wake=wake)
+    relay = OutboxRelay(engine, queue, wake=wake, settle=_settler(engine, kinds))
     worker = worker or Worker(queue, kinds, concurrency=concurrency)
     parts = [relay.run(stop), worker.run(stop)]
     if sweep is not None:

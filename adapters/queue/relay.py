@@ -9,6 +9,11 @@ the rows again and handlers must be idempotent (they are, on ``Job.key``).
   so relays in several processes share the work instead of publishing the same rows.
 * When the queue is the :class:`~adapters.queue.database.DatabaseQueue` on the same database,
   the jobs are inserted and the rows marked in **one** transaction: exactly once.
+* ``settle`` (optional) takes the batch's jobs inside the relay's transaction and returns the
+  ids of those it finished there (``status`` jobs while no webhook subscription exists: their
+  idempotency keys are recorded in that transaction). Those are marked published and never
+  reach the queue; it runs after the rows committed, so nothing written after a subscription
+  was created is settled without it.
 * It wakes as soon as ``wake`` is set (the service sets it after a commit) and polls every
   ``poll_interval`` for rows written by other processes: 1 s by default on the embedded
   database queue, 50 ms with a broker, where separate ``budstikke serve --no-workers``
@@ -21,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +41,9 @@ __all__ = ["OutboxRelay"]
 
 log = logging.getLogger(__name__)
 
+#: finishes some of a batch's jobs in the relay's transaction; returns their ids
+Settle = Callable[[AsyncConnection, Sequence[Job]], Awaitable[set[str]]]
+
 
 def _job(row: Any) -> Job:
     try:
@@ -45,7 +53,11 @@ def _job(row: Any) -> Job:
     if not isinstance(payload, dict):
         log.error("outbox row %s has a payload that is not a JSON object; sent empty", row.id)
         payload = {}
-    return Job(row.kind, row.message_id, payload, 0, f"outbox-{row.id}")
+    return Job(row.kind, row.message_id, payload, 0, _job_id(row.id))
+
+
+def _job_id(outbox_id: int) -> str:
+    return f"outbox-{outbox_id}"
 
 
 class OutboxRelay:
@@ -60,6 +72,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float | None = None,
         clock: Callable[[], datetime] = utc_now,
+        settle: Settle | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -68,6 +81,7 @@ class OutboxRelay:
         self.wake = wake if wake is not None else asyncio.Event()
         self.batch_size = batch_size
         self._clock = clock
+        self._settle = settle
         self._postgres = engine.dialect.name == "postgresql"
         self._same_database = isinstance(queue, DatabaseQueue) and queue.engine is engine
         if poll_interval is None:
@@ -95,6 +109,15 @@ class OutboxRelay:
             .values(published_at=self._clock())
         )
 
+    async def _unsettled(self, conn: AsyncConnection, jobs: list[Job]) -> list[Job]:
+        """The jobs still to publish once ``settle`` has finished what it could."""
+        if self._settle is None:
+            return jobs
+        settled = await self._settle(conn, jobs)
+        if not settled:
+            return jobs
+        return [job for job in jobs if job.id not in settled]
+
     async def relay_once(self) -> int:
         """Publish one batch; how many rows it published (0 when the outbox is empty).
 
@@ -106,7 +129,9 @@ class OutboxRelay:
             async with self.engine.begin() as conn:
                 rows = (await conn.execute(self._select())).all()
                 if rows:
-                    await self.queue.insert(conn, [_job(r) for r in rows])
+                    jobs = await self._unsettled(conn, [_job(r) for r in rows])
+                    if jobs:
+                        await self.queue.insert(conn, jobs)
                     await self._mark(conn, [r.id for r in rows])
             if rows:
                 self.queue.wake()
@@ -116,7 +141,9 @@ class OutboxRelay:
             async with self.engine.begin() as conn:
                 rows = (await conn.execute(self._select())).all()
                 if rows:
-                    await self.queue.publish_many([_job(r) for r in rows])
+                    jobs = await self._unsettled(conn, [_job(r) for r in rows])
+                    if jobs:
+                        await self.queue.publish_many(jobs)
                     await self._mark(conn, [r.id for r in rows])
             return len(rows)
         # SQLite: read without the write lock, publish, then mark in a short transaction
@@ -124,10 +151,22 @@ class OutboxRelay:
             rows = (await conn.execute(self._select())).all()
         if not rows:
             return 0
-        await self.queue.publish_many([_job(r) for r in rows])
-        async with self.engine.begin() as conn:
-            await self._mark(conn, [r.id for r in rows])
-        return len(rows)
+        jobs = [_job(r) for r in rows]
+        settled: list[int] = []
+        if self._settle is not None:
+            # settled and marked in a short transaction; the rest published, then marked
+            async with self.engine.begin() as conn:
+                jobs = await self._unsettled(conn, jobs)
+                left = {job.id for job in jobs}
+                settled = [r.id for r in rows if _job_id(r.id) not in left]
+                if settled:
+                    await self._mark(conn, settled)
+            rows = [r for r in rows if _job_id(r.id) in left]
+        if jobs:
+            await self.queue.publish_many(jobs)
+            async with self.engine.begin() as conn:
+                await self._mark(conn, [r.id for r in rows])
+        return len(rows) + len(settled)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Relay until cancelled or ``stop`` is set."""

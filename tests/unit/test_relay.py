@@ -146,3 +146,42 @@ async def test_a_database_queue_on_the_same_database_gets_jobs_in_the_same_trans
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.select(jobs.c.kind, jobs.c.message_id))).all()
     assert sorted(rows) == [("status", "m0"), ("status", "m1"), ("status", "m2")]
+
+
+@pytest.mark.parametrize("same_database", [False, True])
+async def test_jobs_settled_in_the_relay_are_marked_and_never_published(
+    engine: AsyncEngine, same_database: bool
+) -> None:
+    """``status`` jobs while no subscription exists: done in the relay's transaction, their
+    idempotency keys recorded, the other jobs published as usual."""
+    from access_point.jobs import build_kinds, no_subscriptions
+    from access_point.worker import Idempotency, _settler
+    from adapters.db.schema import processed_jobs
+
+    await add(engine, 2, kind="status")
+    await add(engine, 1, kind="send")
+    kinds = build_kinds(
+        None,  # type: ignore[arg-type] - the handlers are not run here
+        idempotency=Idempotency(engine),
+        on_status=lambda job: asyncio.sleep(0),
+        status_idle=no_subscriptions,
+    )
+    queue: Recording | DatabaseQueue = (
+        DatabaseQueue(engine, name="q") if same_database else Recording()
+    )
+    relay = OutboxRelay(engine, queue, settle=_settler(engine, kinds))
+    assert await relay.relay_once() == 3
+    assert await unpublished(engine) == 0
+    async with engine.connect() as conn:
+        keys = set((await conn.execute(sa.select(processed_jobs.c.key))).scalars())
+        rows = (await conn.execute(sa.select(outbox.c.kind, outbox.c.message_id))).all()
+        if same_database:
+            queued = (await conn.execute(sa.select(jobs.c.kind))).scalars().all()
+    expected = {Job("status", f"m{i}", {"i": i}).key for i in range(2)}
+    assert keys == expected
+    assert len(rows) == 3
+    if same_database:
+        assert queued == ["send"]
+    else:
+        assert isinstance(queue, Recording)
+        assert [job.kind for job in queue.published] == ["send"]
