@@ -2005,6 +2005,18 @@ class MessageService:
                 .returning(messages.c.id)
             )
         ).scalar_one_or_none()
+        if outgoing is None and moved:
+            # The receiver's kvittering can overtake its acknowledgement: the sender's copy is
+            # LEST already. LEVERT still belongs in its history; the current status stays LEST.
+            outgoing = (
+                await connection.execute(
+                    sa.select(messages.c.id).where(
+                        messages.c.message_id == message_id,
+                        messages.c.direction == Direction.OUTGOING.value,
+                        messages.c.status == MessageStatus.LEST.value,
+                    )
+                )
+            ).scalar_one_or_none()
         if outgoing is not None:
             directions[outgoing] = Direction.OUTGOING
             events.append(

@@ -298,3 +298,24 @@ async def test_a_business_receipt_delivered_again_reads_once(
     (lest,) = (await service.find_statuses(a, StatusQuery(status=S.LEST))).content
     assert lest.description is not None
     assert receipt in lest.description
+
+
+async def test_a_kvittering_that_overtakes_the_acknowledgement_keeps_levert(
+    service: MessageService, a: Client, b: Client
+) -> None:
+    # the receiving archive answers first and deletes from its inbox afterwards
+    original = arkivmelding()
+    message_id = await sent(service, a, original)
+    await service.deliver_locally(message_id)
+    receipt = (await service.create_and_send(b, kvittering(original), [])).message_id
+    assert (await service.deliver_locally(receipt)).read_receipt
+    await service.acknowledge(b, message_id)
+    await service.acknowledge(b, message_id)
+    assert await history(service, a, message_id) == [
+        "OPPRETTET",
+        "SENDT",
+        "MOTTATT",
+        "LEST",
+        "LEVERT",
+    ]
+    assert (await service.get_outgoing(a, message_id)).status is S.LEST
