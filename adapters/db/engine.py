@@ -102,6 +102,20 @@ def translate_errors() -> Iterator[None]:
         raise Conflict(f"the store refused a conflicting write: {error.orig}") from error
     except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
         raise TransientDeliveryError(f"the database is unavailable: {error}") from error
+    except exc.DBAPIError as error:
+        if error.connection_invalidated or _unavailable(error):
+            raise TransientDeliveryError(f"the database is unavailable: {error}") from error
+        raise
+
+
+#: SQLSTATE classes that mean "not now" rather than "never": connection exceptions (08),
+#: insufficient resources such as too many connections (53), operator intervention (57)
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def _unavailable(error: exc.DBAPIError) -> bool:
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return isinstance(code, str) and code[:2] in _TRANSIENT_SQLSTATE_CLASSES
 
 
 class Database:
