@@ -433,10 +433,7 @@ def _business_message(message: _Message, out: list[Violation]) -> None:
         )
 
 
-def _peppol(header: StandardBusinessDocumentHeader | None, message: _Message) -> list[Violation]:
-    out: list[Violation] = []
-    if header is None:
-        return out
+def _header_version(header: StandardBusinessDocumentHeader, out: list[Violation]) -> None:
     if header.header_version != HEADER_VERSION:
         out.append(
             Violation(
@@ -444,6 +441,13 @@ def _peppol(header: StandardBusinessDocumentHeader | None, message: _Message) ->
                 f"HeaderVersion must be {HEADER_VERSION!r}, got {header.header_version!r}",
             )
         )
+
+
+def _peppol(header: StandardBusinessDocumentHeader | None, message: _Message) -> list[Violation]:
+    out: list[Violation] = []
+    if header is None:
+        return out
+    _header_version(header, out)
     _peppol_partners("sender", header.senders, out)
     _peppol_partners("receiver", header.receivers, out)
     _peppol_identification(header, message, out)
@@ -505,13 +509,7 @@ def _eformidling(
     out: list[Violation] = []
     if header is None:
         return out
-    if header.header_version != HEADER_VERSION:
-        out.append(
-            Violation(
-                "invalid-header-version",
-                f"HeaderVersion must be {HEADER_VERSION!r}, got {header.header_version!r}",
-            )
-        )
+    _header_version(header, out)
     _eformidling_partners("sender", header.senders, out)
     _eformidling_partners("receiver", header.receivers, out)
     ident = header.document_identification
