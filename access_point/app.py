@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from access_point.api import MIDDLEWARES, setup_api
 from access_point.api.manage import HealthCheck, Metrics
@@ -216,8 +217,13 @@ class _PausingAfterDelivery:
         self._service = service
         self._seconds = seconds
 
-    async def deliver_locally(self, message_id: str) -> object:
-        result = await self._service.deliver_locally(message_id)
+    async def deliver_locally(
+        self,
+        message_id: str,
+        *,
+        claim: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
+    ) -> object:
+        result = await self._service.deliver_locally(message_id, claim=claim)
         await asyncio.sleep(self._seconds)
         return result
 

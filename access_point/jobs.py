@@ -39,7 +39,12 @@ STATUS = "status"
 class MessageOperations(Protocol):
     """What the jobs need from :class:`access_point.messages.MessageService`."""
 
-    async def deliver_locally(self, message_id: str) -> object: ...
+    async def deliver_locally(
+        self,
+        message_id: str,
+        *,
+        claim: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
+    ) -> object: ...
 
     async def mark_failed(
         self, message_id: str, reason: str, *, unsent_only: bool = False
@@ -92,7 +97,15 @@ def build_kinds(
         status_idle = _always_idle
 
     async def send(job: Job) -> None:
-        await messages.deliver_locally(job.message_id)
+        # the job's key is claimed in the delivery's own transaction: one commit for both
+        if idempotency is None:
+            await messages.deliver_locally(job.message_id)
+            return
+
+        async def claim(connection: AsyncConnection) -> bool:
+            return await idempotency.claim(connection, job.key)
+
+        await messages.deliver_locally(job.message_id, claim=claim)
 
     async def send_died(job: Job, reason: str) -> None:
         # a job that kept dying after its delivery committed (killed before the ack, again
@@ -101,7 +114,7 @@ def build_kinds(
         await messages.mark_failed(job.message_id, reason, unsent_only=True)
 
     kinds = {
-        SEND: JobKind(_once(idempotency, send), on_dead=send_died),
+        SEND: JobKind(send, on_dead=send_died),
         STATUS: JobKind(_once(idempotency, on_status or _no_status_hook), idle=status_idle),
     }
     kinds.update(extra or {})

@@ -41,7 +41,15 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -68,6 +76,7 @@ from adapters.db.repositories import (
     insert_status_event,
     record_status,
     status_payload,
+    write_status_events,
 )
 from adapters.db.schema import (
     api_clients,
@@ -676,6 +685,72 @@ _ROW_COLUMNS = (
 _INSERT_CONVERSATION = conversations.insert()
 _INSERT_FILE = message_files.insert()
 
+#: what a local delivery copies from the outgoing row to the incoming one
+_COPIED_COLUMNS = (
+    messages.c.message_id,
+    messages.c.conversation_id,
+    messages.c.sender,
+    messages.c.sender_org,
+    messages.c.receiver,
+    messages.c.receiver_org,
+    messages.c.service_identifier,
+    messages.c.process,
+    messages.c.document_type,
+    messages.c.message_type,
+    messages.c.sbd_json,
+    messages.c.content_hash,
+    messages.c.expires_at,
+)
+#: the incoming copy shares the outgoing message's stored files (one copy on disk)
+_COPY_FILES = message_files.insert().from_select(
+    [
+        "message_pk",
+        "filename",
+        "mime_type",
+        "title",
+        "primary",
+        "size",
+        "sha256",
+        "storage_id",
+        "created_at",
+    ],
+    sa.select(
+        sa.bindparam("incoming_pk", type_=messages.c.id.type),
+        message_files.c.filename,
+        message_files.c.mime_type,
+        message_files.c.title,
+        message_files.c.primary,
+        message_files.c.size,
+        message_files.c.sha256,
+        message_files.c.storage_id,
+        sa.bindparam("now", type_=message_files.c.created_at.type),
+    ).where(message_files.c.message_pk == sa.bindparam("outgoing_pk")),
+)
+#: the incoming copy's conversation, its title read from the sender's in the same statement
+_COPY_CONVERSATION = conversations.insert().values(
+    message_title=sa.select(conversations.c.message_title)
+    .where(conversations.c.message_pk == sa.bindparam("outgoing_pk"))
+    .scalar_subquery()
+)
+_SET_STATUS = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("pk"))
+    .values(
+        status=sa.bindparam("new_status"),
+        last_update=sa.bindparam("now"),
+        finished=sa.bindparam("done"),
+    )
+)
+_SET_CONVERSATION = (
+    conversations.update()
+    .where(conversations.c.message_pk == sa.bindparam("pk"))
+    .values(last_update=sa.bindparam("now"), finished=sa.bindparam("done"))
+)
+#: (message_pk, message_id, direction, status, description, raw_receipt)
+_EventSpec = tuple[int, str, Direction, MessageStatus, str | None, str | None]
+#: seconds a "this organisation is served here" answer is remembered
+_HOSTED_TTL = 5.0
+
 
 class _InUse(Exception):
     """The message id is taken: the one-transaction send steps aside (rolled back)."""
@@ -822,6 +897,8 @@ class MessageService:
         self._auth_cache: dict[str, tuple[float, Client]] = {}
         #: seconds an authenticated token is trusted without asking the database again
         self.auth_cache_ttl = 5.0
+        self._hosted: frozenset[str] = frozenset()
+        self._hosted_until = 0.0
 
     # ------------------------------------------------------------------ clients
 
@@ -2066,25 +2143,31 @@ class MessageService:
 
     # ------------------------------------------------------------------ channel operations
 
-    async def deliver_locally(self, message_id: str) -> DeliveryResult:
+    async def deliver_locally(
+        self,
+        message_id: str,
+        *,
+        claim: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
+    ) -> DeliveryResult:
         """Deliver an outgoing message to a receiver hosted here (the ``send`` job's local path).
 
         In one transaction: the INCOMING copy (same message id, the same stored files),
         SENDT and MOTTATT on the outgoing message, INNKOMMENDE_MOTTATT on the incoming one,
         and LEST on the original when this is an ``arkivmelding_kvittering``. Idempotent: a
-        redelivered job finds the copy and records nothing twice. :class:`NoRoute` when the
+        redelivered job finds the copy and records nothing twice. ``claim`` (the job's
+        idempotency key) is taken in the same transaction, so the delivery and its key commit
+        together; when it was taken already nothing happens. :class:`NoRoute` when the
         receiver is not served here; :class:`NotFound` for an unknown message.
+
+        About ten round trips: the outgoing row is read and locked once, the copy, its files
+        and its conversation are written from what the store holds (no values travel back and
+        forth), and the three status events and their outbox rows go in one statement each.
         """
         now = self.clock()
         async with self.database.transaction() as connection:
-            row = (
-                await connection.execute(
-                    sa.select(*_ROW_COLUMNS).where(
-                        messages.c.message_id == message_id,
-                        messages.c.direction == Direction.OUTGOING.value,
-                    )
-                )
-            ).first()
+            if claim is not None and not await claim(connection):
+                return DeliveryResult(message_id, "", delivered=False, read_receipt=False)
+            row = (await connection.execute(self._deliver_select(), {"id": message_id})).first()
             if row is None:
                 raise NotFound(f"no outgoing message {message_id}")
             if row.sent_at is None:
@@ -2095,113 +2178,102 @@ class MessageService:
                 raise Conflict(
                     f"message {message_id} is {row.status}: not delivered", rule="status"
                 )
-            hosted = await self.hosted_organisations(connection)
-            if row.receiver_org not in hosted:
+            if not await self._hosts(connection, row.receiver_org):
                 raise NoRoute(f"receiver {row.receiver} is not served by this access point")
-            inserted = await connection.execute(
-                insert_ignore(connection, messages, "message_id", "direction")
-                .values(
-                    message_id=row.message_id,
-                    conversation_id=row.conversation_id,
-                    direction=Direction.INCOMING.value,
-                    sender=row.sender,
-                    sender_org=row.sender_org,
-                    receiver=row.receiver,
-                    receiver_org=row.receiver_org,
-                    service_identifier=row.service_identifier,
-                    process=row.process,
-                    document_type=row.document_type,
-                    message_type=row.message_type,
-                    sbd_json=row.sbd_json,
-                    content_hash=row.content_hash,
-                    status=MessageStatus.INNKOMMENDE_MOTTATT.value,
-                    finished=False,
-                    created_at=now,
-                    last_update=now,
-                    expires_at=row.expires_at,
+            incoming_pk = (
+                await connection.execute(
+                    _insert_message(connection),
+                    {
+                        **{c.name: row._mapping[c.name] for c in _COPIED_COLUMNS},
+                        "direction": Direction.INCOMING.value,
+                        "status": MessageStatus.INNKOMMENDE_MOTTATT.value,
+                        "finished": False,
+                        "created_at": now,
+                        "last_update": now,
+                    },
                 )
-                .returning(messages.c.id)
-            )
-            incoming_pk = inserted.scalar_one_or_none()
+            ).scalar_one_or_none()
+            events: list[_EventSpec] = []
             read_receipt = False
             if incoming_pk is not None:
                 await connection.execute(
-                    message_files.insert().from_select(
-                        [
-                            "message_pk",
-                            "filename",
-                            "mime_type",
-                            "title",
-                            "primary",
-                            "size",
-                            "sha256",
-                            "storage_id",
-                            "created_at",
-                        ],
-                        sa.select(
-                            sa.literal(incoming_pk, type_=messages.c.id.type),
-                            message_files.c.filename,
-                            message_files.c.mime_type,
-                            message_files.c.title,
-                            message_files.c.primary,
-                            message_files.c.size,
-                            message_files.c.sha256,
-                            message_files.c.storage_id,
-                            sa.literal(now, type_=message_files.c.created_at.type),
-                        ).where(message_files.c.message_pk == row.id),
-                    )
+                    _COPY_FILES, {"incoming_pk": incoming_pk, "outgoing_pk": row.id, "now": now}
                 )
-                title = (
-                    await connection.execute(
-                        sa.select(conversations.c.message_title).where(
-                            conversations.c.message_pk == row.id
-                        )
-                    )
-                ).scalar_one_or_none()
                 await connection.execute(
-                    conversations.insert().values(
-                        message_pk=incoming_pk,
-                        conversation_id=row.conversation_id,
-                        message_id=row.message_id,
-                        direction=Direction.INCOMING.value,
-                        sender=row.sender,
-                        sender_identifier=row.sender_org,
-                        receiver=row.receiver,
-                        receiver_identifier=row.receiver_org,
-                        service_identifier=row.service_identifier,
-                        process=row.process,
-                        document_type=row.document_type,
-                        message_reference=row.conversation_id,
-                        message_title=title,
-                        finished=False,
-                        expiry=row.expires_at,
-                        last_update=now,
+                    _COPY_CONVERSATION,
+                    {
+                        "message_pk": incoming_pk,
+                        "conversation_id": row.conversation_id,
+                        "message_id": row.message_id,
+                        "direction": Direction.INCOMING.value,
+                        "sender": row.sender,
+                        "sender_identifier": row.sender_org,
+                        "receiver": row.receiver,
+                        "receiver_identifier": row.receiver_org,
+                        "service_identifier": row.service_identifier,
+                        "process": row.process,
+                        "document_type": row.document_type,
+                        "message_reference": row.conversation_id,
+                        "finished": False,
+                        "expiry": row.expires_at,
+                        "last_update": now,
+                        "outgoing_pk": row.id,
+                    },
+                )
+                # the incoming copy starts at INNKOMMENDE_MOTTATT: its first event
+                events.append(
+                    (
+                        incoming_pk,
+                        message_id,
+                        Direction.INCOMING,
+                        MessageStatus.INNKOMMENDE_MOTTATT,
+                        None,
+                        None,
                     )
                 )
-                # the incoming copy starts at INNKOMMENDE_MOTTATT: record it as its first event
-                await insert_status_event(
-                    connection,
-                    message_pk=incoming_pk,
-                    message_id=row.message_id,
-                    direction=Direction.INCOMING,
-                    status=MessageStatus.INNKOMMENDE_MOTTATT,
-                    now=now,
-                )
-                read_receipt = await self._business_receipt(connection, row, now)
+            current = MessageStatus(row.status)
+            moved = False
             for status, description in (
                 (MessageStatus.SENDT, "Sendt til mottaker på dette aksesspunktet"),
                 (MessageStatus.MOTTATT, "Mottatt av mottakers aksesspunkt"),
             ):
-                await record_status(
-                    connection,
-                    message_pk=row.id,
-                    message_id=message_id,
-                    direction=Direction.OUTGOING,
-                    status=status,
-                    now=now,
-                    description=description,
+                if can_transition(current, status, Direction.OUTGOING):
+                    events.append(
+                        (row.id, message_id, Direction.OUTGOING, status, description, None)
+                    )
+                    current, moved = status, True
+            if moved:
+                # the row is locked (FOR UPDATE): its status cannot have moved since it was read
+                finished = is_terminal(current)
+                await connection.execute(
+                    _SET_STATUS,
+                    {"pk": row.id, "new_status": current.value, "now": now, "done": finished},
                 )
+                await connection.execute(
+                    _SET_CONVERSATION, {"pk": row.id, "now": now, "done": finished}
+                )
+            await write_status_events(connection, events, now=now)
+            if incoming_pk is not None:
+                read_receipt = await self._business_receipt(connection, row, now)
         return DeliveryResult(message_id, row.receiver, incoming_pk is not None, read_receipt)
+
+    def _deliver_select(self) -> Any:
+        """The outgoing row, locked for the delivery (PostgreSQL; SQLite's writer is alone)."""
+        statement = sa.select(*_ROW_COLUMNS).where(
+            messages.c.message_id == sa.bindparam("id"),
+            messages.c.direction == Direction.OUTGOING.value,
+        )
+        return statement if self.database.sqlite else statement.with_for_update()
+
+    async def _hosts(self, connection: AsyncConnection, organisation: str) -> bool:
+        """Whether ``organisation`` is served here. A yes is remembered for a few seconds
+        (every delivery asks); a no is always asked again, so a client just added counts."""
+        now = time.monotonic()
+        if organisation in self._hosted and now < self._hosted_until:
+            return True
+        self._hosted = await self.hosted_organisations(connection)
+        self._hosted_until = now + _HOSTED_TTL
+        return organisation in self._hosted
 
     async def _business_receipt(
         self, connection: AsyncConnection, receipt: Any, now: datetime

@@ -28,6 +28,7 @@ __all__ = [
     "insert_status_event",
     "record_status",
     "status_payload",
+    "write_status_events",
 ]
 
 #: outbox kinds written by the store (the queue's job kinds)
@@ -228,6 +229,67 @@ async def record_status(
             _MOVE_CONVERSATION, {"pk": message_pk, "now": now, "is_finished": finished}
         )
     return event_id
+
+
+_EVENT_RETURNING: dict[str, Any] = {}
+
+
+async def write_status_events(
+    connection: AsyncConnection,
+    events: Sequence[tuple[int, str, Direction, MessageStatus, str | None, str | None]],
+    *,
+    now: datetime,
+) -> list[tuple[int, int, MessageStatus]]:
+    """Status events ``(message_pk, message_id, direction, status, description, raw_receipt)``
+    of one or several messages, and their outbox rows: two statements however many there are.
+
+    Once per (message, status): an event already in the history is skipped. Returns
+    ``(event_id, message_pk, status)`` of those written, in id order. The messages' current
+    status and their conversations are the caller's business.
+    """
+    if not events:
+        return []
+    dialect = connection.dialect.name
+    statement = _EVENT_RETURNING.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(status_events)
+            .on_conflict_do_nothing(index_elements=["message_pk", "status"])
+            .returning(status_events.c.id, status_events.c.message_pk, status_events.c.status)
+        )
+        _EVENT_RETURNING[dialect] = statement
+    rows = [
+        {
+            "message_pk": pk,
+            "status": status.value,
+            "description": description,
+            "raw_receipt": raw_receipt,
+            "created_at": now,
+        }
+        for pk, _, _, status, description, raw_receipt in events
+    ]
+    # several parameter sets with RETURNING: SQLAlchemy sends them as one multi-row INSERT
+    result = await connection.execute(statement, rows)
+    inserted = sorted((int(i), int(pk), MessageStatus(st)) for i, pk, st in result.all())
+    if not inserted:
+        return []
+    about = {
+        (pk, status): (message_id, direction) for pk, message_id, direction, status, *_ in events
+    }
+    await add_outbox_rows(
+        connection,
+        [
+            (
+                OUTBOX_STATUS,
+                about[(pk, status)][0],
+                status_payload(event_id, status, about[(pk, status)][1]),
+            )
+            for event_id, pk, status in inserted
+        ],
+        now=now,
+    )
+    return inserted
 
 
 async def record_statuses(
