@@ -1,7 +1,7 @@
 """Service benchmark: run by hand, figures quoted in the README.
 
-    .venv/bin/python bench/service.py            # both setups, about 3 minutes
-    .venv/bin/python bench/service.py --quick    # a smaller run, about 1 minute
+    .venv/bin/python bench/service.py            # both setups, about 4 minutes
+    .venv/bin/python bench/service.py --quick    # a smaller run, about 2 minutes
     .venv/bin/python bench/service.py --only scaled --api-processes 2
 
 Two setups, each started fresh in a temporary directory as an operator would start it:
@@ -11,27 +11,33 @@ scaled    PostgreSQL + RabbitMQ: ``budstikke serve --no-workers`` (``--api-proce
           sharing one port with SO_REUSEPORT) and one ``budstikke worker``, on a database the
           benchmark creates and drops (``BUDSTIKKE_BENCH_POSTGRES_URL``, ``…_AMQP_URL``).
 
-The load runs in two processes of its own over real HTTP on 127.0.0.1. The sender has
-``--clients`` concurrent connections, each sending one arkivmelding at a time in one request
-(``POST /api/messages/out/multipart``: the ``sbd`` field, ``arkivmelding.xml`` and a 10 KB PDF)
-until ``--messages`` are sent or the send time is up. The receiver takes messages as a case
-system does (peek, pop the ASiC-E, acknowledge) until every accepted message is acknowledged,
-which the sender sees as LEVERT. Both stop by themselves.
+The load runs in processes of its own over real HTTP on 127.0.0.1. A sender has ``--clients``
+concurrent connections, each sending one arkivmelding at a time in one request (``POST
+/api/messages/out/multipart``: the ``sbd`` field, ``arkivmelding.xml`` and a 10 KB PDF). A
+receiver takes messages as a case system does (peek, pop the signed ASiC-E, acknowledge), which
+the sender sees as LEVERT. Each setup runs two phases, on organisations of their own:
+
+throughput  the senders as fast as the API answers, until ``--messages`` are accepted or the
+            send time is up; the workers deliver to the receivers' inboxes meanwhile, and the
+            phase ends when every accepted message is in an inbox. No receiver runs: this is
+            what the service itself can take in and deliver.
+latency     the senders at a fixed rate (``--latency-rate``, 50/s by default) with the
+            receivers running, so that every message goes all the way to LEVERT; the latency
+            of a service below saturation (under a backlog, latency only measures the queue).
 
 Printed per setup:
 
-accepted/s    messages the API accepted (200) per second, first request to last answer
-delivered/s   LEVERT messages per second, first create to last LEVERT (from the store)
-send→LEVERT   p50 / p99 from the message's ``sent_at`` to its LEVERT status (store clock)
-send→inbox    p50 from ``sent_at`` to INNKOMMENDE_MOTTATT (the worker's part alone)
-peak memory   VmHWM of each server process (``/proc/<pid>/status``), after the run
+accepted/s       throughput: messages the API accepted (200) per second, first request to last
+                 answer
+delivered/s      throughput: messages in the receivers' inboxes (INNKOMMENDE_MOTTATT) per
+                 second, first create to last arrival (from the store)
+send→LEVERT      latency: p50 / p99 from the message's ``sent_at`` to its LEVERT status
+send→inbox       latency: p50 from ``sent_at`` to INNKOMMENDE_MOTTATT (the worker's part alone)
+peak memory      VmHWM of each server process (``/proc/<pid>/status``), after the run
 
-and under the table the CPU each server process used while loaded, and per delivered message:
-on a machine this size the load generator, PostgreSQL and RabbitMQ share the cores, and the
-CPU milliseconds per message say more than the rates when something else is running too.
-
-The senders do not wait for the receivers: when the API accepts faster than the workers and
-the receivers deliver, a backlog builds and the latency reports it.
+and under the table the CPU each server process used in the throughput phase, and per
+delivered message: on a machine this size the load generator, PostgreSQL and RabbitMQ share the
+cores, and the CPU milliseconds per message say more than the rates when something else runs.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import asyncio
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -149,7 +156,10 @@ async def run_sender(config: dict[str, Any]) -> dict[str, Any]:
         for token, sender, receiver in config["routes"]
     ]
     total, deadline = config["messages"], time.monotonic() + config["seconds"]
+    rate: float | None = config.get("rate")
     sent = 0
+    #: with a rate: True = send one, False = stop (an open loop: a late ticket is not skipped)
+    tickets: asyncio.Queue[bool] = asyncio.Queue()
     errors: dict[str, int] = {}
     answered: list[float] = []
     connector = aiohttp.TCPConnector(limit=config["clients"] + 10)
@@ -165,6 +175,8 @@ async def run_sender(config: dict[str, Any]) -> dict[str, Any]:
                 "Accept": "application/json",
             }
             while sent < total and time.monotonic() < deadline:
+                if rate and not await tickets.get():
+                    break
                 sent += 1
                 body = template.replace(MESSAGE_ID.encode(), str(uuid.uuid4()).encode())
                 body = body.replace(CONVERSATION_ID.encode(), str(uuid.uuid4()).encode())
@@ -180,8 +192,23 @@ async def run_sender(config: dict[str, Any]) -> dict[str, Any]:
                     key = type(exc).__name__
                     errors[key] = errors.get(key, 0) + 1
 
+        async def pace() -> None:
+            """One ticket every 1/rate seconds, handed to whichever client is free."""
+            assert rate
+            begun = time.monotonic()
+            count = 0
+            while time.monotonic() < deadline and count < total:
+                count += 1
+                await asyncio.sleep(max(0.0, begun + count / rate - time.monotonic()))
+                tickets.put_nowait(True)
+            for _ in range(config["clients"]):
+                tickets.put_nowait(False)
+
         started = time.time()
+        pacer = asyncio.create_task(pace()) if rate else None
         await asyncio.gather(*(client(i) for i in range(config["clients"])))
+        if pacer is not None:
+            pacer.cancel()
     last = max(answered) if answered else time.time()
     return {"accepted": len(answered), "errors": errors, "started": started, "last": last}
 
@@ -277,6 +304,38 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def _cpu_by_command(*names: str) -> dict[str, float]:
+    """CPU seconds so far of every process whose command name is one of ``names``, summed
+    per name (PostgreSQL's backends, RabbitMQ's Erlang VM)."""
+    found = dict.fromkeys(names, 0.0)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if command in found:
+            fields = stat.rpartition(")")[2].split()
+            found[command] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes waited for so far (the load generator)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(args: list[str], env: dict[str, str], log: Path) -> str:
     with log.open("a") as err:
         done = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=err, check=False)
@@ -331,6 +390,13 @@ class Result:
     cpu: list[tuple[str, float]] = field(default_factory=list)
     load_time: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    #: messages sent in the latency phase, and how many of them reached LEVERT
+    paced: int = 0
+    levert: int = 0
+    #: share of the whole machine's CPU in use during the throughput phase (every process)
+    machine_busy: float = float("nan")
+    #: share of one core the rest used meanwhile: load generator, PostgreSQL, RabbitMQ
+    others: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -340,14 +406,28 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+_ARRIVALS_SQL = """
+SELECT m.created_at, i.created_at
+FROM messages m
+JOIN messages n ON n.message_id = m.message_id AND n.direction = 'INCOMING'
+JOIN status_events i ON i.message_pk = n.id AND i.status = 'INNKOMMENDE_MOTTATT'
+WHERE m.direction = 'OUTGOING' AND m.receiver_org IN ({receivers})
+"""
+
 _LATENCY_SQL = """
-SELECT m.created_at, m.sent_at, l.created_at, i.created_at
+SELECT m.sent_at, l.created_at, i.created_at
 FROM messages m
 JOIN status_events l ON l.message_pk = m.id AND l.status = 'LEVERT'
 JOIN messages n ON n.message_id = m.message_id AND n.direction = 'INCOMING'
 JOIN status_events i ON i.message_pk = n.id AND i.status = 'INNKOMMENDE_MOTTATT'
-WHERE m.direction = 'OUTGOING'
+WHERE m.direction = 'OUTGOING' AND m.sender_org IN ({senders})
 """
+
+
+def _in_list(values: list[str]) -> str:
+    """An SQL list of organisation numbers (digits only: made up by this script)."""
+    assert all(v.isdigit() for v in values)
+    return ", ".join(f"'{v}'" for v in values)
 
 
 def _when(value: Any) -> float:
@@ -358,24 +438,31 @@ def _when(value: Any) -> float:
     return float(value.timestamp())
 
 
-def _latencies(rows: list[tuple[Any, ...]], result: Result) -> None:
+def _throughput(rows: list[tuple[Any, ...]], result: Result) -> None:
     if not rows:
         return
     created = [_when(r[0]) for r in rows]
-    sent = [_when(r[1]) for r in rows]
-    levert = [_when(r[2]) for r in rows]
-    inbox = [_when(r[3]) for r in rows]
+    arrived = [_when(r[1]) for r in rows]
     result.delivered = len(rows)
-    span = max(levert) - min(created)
+    span = max(arrived) - min(created)
     result.delivered_rate = len(rows) / span if span > 0 else float("nan")
+
+
+def _latencies(rows: list[tuple[Any, ...]], result: Result) -> None:
+    result.levert = len(rows)
+    if not rows:
+        return
+    sent = [_when(r[0]) for r in rows]
+    levert = [_when(r[1]) for r in rows]
+    inbox = [_when(r[2]) for r in rows]
     latency = [b - a for a, b in zip(sent, levert, strict=True)]
     result.p50, result.p99 = _percentile(latency, 0.5), _percentile(latency, 0.99)
     result.inbox_p50 = statistics.median(b - a for a, b in zip(sent, inbox, strict=True))
 
 
-def _sqlite_rows(path: Path) -> list[tuple[Any, ...]]:
+def _sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        return db.execute(_LATENCY_SQL).fetchall()
+        return db.execute(sql).fetchall()
 
 
 async def _postgres(admin_url: str, statements: list[str], query: str | None = None) -> Any:
@@ -428,8 +515,12 @@ def run_setup(kind: str, args: argparse.Namespace, work: Path) -> Result:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         _run([BUDSTIKKE, "db", "upgrade"], env, log)
-        orgs = _org_numbers(2 * args.orgs)
-        senders, receivers = orgs[: args.orgs], orgs[args.orgs :]
+        # throughput: senders → receivers; latency: its own pairs, with nothing queued ahead
+        orgs = _org_numbers(4 * args.orgs)
+        pairs = {
+            "throughput": (orgs[: args.orgs], orgs[args.orgs : 2 * args.orgs]),
+            "latency": (orgs[2 * args.orgs : 3 * args.orgs], orgs[3 * args.orgs :]),
+        }
         tokens: dict[str, str] = {}
         for org in orgs:
             out = _run(
@@ -452,47 +543,6 @@ def run_setup(kind: str, args: argparse.Namespace, work: Path) -> Result:
         _wait_healthy(url, processes, log)
         if kind == "scaled":
             time.sleep(1.0)  # let the worker connect before the load starts
-
-        expected_file = base / "expected"
-        routes = [(tokens[s], s, receivers[i % len(receivers)]) for i, s in enumerate(senders)]
-        sender_config = {
-            "url": url,
-            "routes": routes,
-            "clients": args.clients,
-            "messages": args.messages,
-            "seconds": args.send_seconds,
-        }
-        receiver_config = {
-            "url": url,
-            "tokens": [tokens[r] for r in receivers],
-            "per_org": args.receivers,
-            "seconds": args.send_seconds + args.drain_seconds,
-            "expected_file": str(expected_file),
-        }
-        me = [sys.executable, str(Path(__file__).resolve())]
-        cpu_before = [_cpu_seconds(p.pid) for p in processes]
-        load_started = time.monotonic()
-        receiver = subprocess.Popen(
-            [*me, "--role", "receiver", "--config", json.dumps(receiver_config)],
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-        )
-        sender_out = subprocess.run(
-            [*me, "--role", "sender", "--config", json.dumps(sender_config)],
-            stdout=subprocess.PIPE,
-            check=True,
-            cwd=ROOT,
-        ).stdout
-        sent = json.loads(sender_out)
-        expected_file.write_text(str(sent["accepted"]))
-        received = json.loads(receiver.communicate()[0])
-        load_time = time.monotonic() - load_started
-        cpu_used = [_cpu_seconds(p.pid) - b for p, b in zip(processes, cpu_before, strict=True)]
-        result.accepted = sent["accepted"]
-        span = sent["last"] - sent["started"]
-        result.accepted_rate = sent["accepted"] / span if span > 0 else float("nan")
-        result.errors = {**sent["errors"], **received["errors"]}
-
         names = (
             ["api"]
             if kind == "embedded"
@@ -504,15 +554,105 @@ def run_setup(kind: str, args: argparse.Namespace, work: Path) -> Result:
                 "worker",
             ]
         )
-        result.memory = [(n, _vm_hwm_mb(p.pid)) for n, p in zip(names, processes, strict=True)]
+
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            if kind == "embedded":
+                return _sqlite_rows(data / "budstikke.db", sql)
+            return list(asyncio.run(_postgres(db_url, [], sql)))
+
+        me = [sys.executable, str(Path(__file__).resolve())]
+
+        def send(phase: str, config: dict[str, Any]) -> dict[str, Any]:
+            senders, receivers = pairs[phase]
+            config = {
+                "url": url,
+                "routes": [
+                    (tokens[s], s, receivers[i % len(receivers)]) for i, s in enumerate(senders)
+                ],
+                "clients": args.clients,
+                **config,
+            }
+            answer = subprocess.run(
+                [*me, "--role", "sender", "--config", json.dumps(config)],
+                stdout=subprocess.PIPE,
+                check=True,
+                cwd=ROOT,
+            ).stdout
+            sent: dict[str, Any] = json.loads(answer)
+            return sent
+
+        # ---- throughput
+        cpu_before = [_cpu_seconds(p.pid) for p in processes]
+        machine_before = _machine_busy()
+        others_before = _cpu_by_command("postgres", "beam.smp")
+        children_before = _children_cpu()
+        load_started = time.monotonic()
+        sent = send("throughput", {"messages": args.messages, "seconds": args.send_seconds})
+        result.accepted = sent["accepted"]
+        span = sent["last"] - sent["started"]
+        result.accepted_rate = sent["accepted"] / span if span > 0 else float("nan")
+        result.errors.update(sent["errors"])
+        wanted = _in_list(pairs["throughput"][1])
+        arrived: list[tuple[Any, ...]] = []
+        drain_until = time.monotonic() + args.drain_seconds
+        while time.monotonic() < drain_until:
+            arrived = rows(_ARRIVALS_SQL.format(receivers=wanted))
+            if len(arrived) >= result.accepted:
+                break
+            time.sleep(0.5)
+        load_time = time.monotonic() - load_started
+        cpu_used = [_cpu_seconds(p.pid) - b for p, b in zip(processes, cpu_before, strict=True)]
+        machine_after = _machine_busy()
+        others = {
+            name: after - others_before[name]
+            for name, after in _cpu_by_command("postgres", "beam.smp").items()
+        }
+        result.others = [
+            ("load generator", (_children_cpu() - children_before) / load_time),
+            *(
+                (label, others[command] / load_time)
+                for label, command in (("PostgreSQL", "postgres"), ("RabbitMQ", "beam.smp"))
+                if kind == "scaled"
+            ),
+        ]
+        result.machine_busy = (machine_after[0] - machine_before[0]) / max(
+            machine_after[1] - machine_before[1], 1e-9
+        )
+        _throughput(arrived, result)
         result.load_time = load_time
         result.cpu = [(n, c / load_time) for n, c in zip(names, cpu_used, strict=True)]
-        if kind == "embedded":
-            _stop(processes)
-            rows = _sqlite_rows(data / "budstikke.db")
-        else:
-            rows = asyncio.run(_postgres(db_url, [], _LATENCY_SQL))
-        _latencies(rows, result)
+
+        # ---- latency
+        if args.latency_seconds > 0:
+            senders, receivers = pairs["latency"]
+            expected_file = base / "expected"
+            receiver_config = {
+                "url": url,
+                "tokens": [tokens[r] for r in receivers],
+                "per_org": args.receivers,
+                "seconds": args.latency_seconds + args.drain_seconds,
+                "expected_file": str(expected_file),
+            }
+            receiver = subprocess.Popen(
+                [*me, "--role", "receiver", "--config", json.dumps(receiver_config)],
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
+            )
+            paced = send(
+                "latency",
+                {
+                    "messages": 10**9,
+                    "seconds": args.latency_seconds,
+                    "rate": args.latency_rate,
+                },
+            )
+            expected_file.write_text(str(paced["accepted"]))
+            received = json.loads(receiver.communicate()[0])
+            result.errors.update({f"latency {k}": v for k, v in paced["errors"].items()})
+            result.errors.update({f"latency {k}": v for k, v in received["errors"].items()})
+            result.paced = paced["accepted"]
+            _latencies(rows(_LATENCY_SQL.format(senders=_in_list(senders))), result)
+        result.memory = [(n, _vm_hwm_mb(p.pid)) for n, p in zip(names, processes, strict=True)]
     finally:
         _stop(processes)
         if kind == "scaled":
@@ -532,9 +672,11 @@ def _fmt(value: float, unit: str = "", digits: int = 0) -> str:
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print()
     print(
-        f"{args.messages} messages at most ({args.send_seconds:.0f} s of sending), 10 KB PDF + "
-        f"arkivmelding.xml, {args.clients} concurrent senders, {args.receivers} receivers per "
-        f"organisation x {args.orgs}, {os.cpu_count()} cores"
+        f"throughput: {args.messages} messages at most ({args.send_seconds:.0f} s of sending), "
+        f"10 KB PDF + arkivmelding.xml, {args.clients} concurrent senders x {args.orgs} "
+        f"organisations; latency: {args.latency_rate:.0f} messages/s for "
+        f"{args.latency_seconds:.0f} s, {args.receivers} receivers per organisation; "
+        f"{os.cpu_count()} cores"
     )
     head = (
         "setup",
@@ -560,7 +702,8 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
                 _fmt(r.accepted_rate),
                 _fmt(r.delivered_rate)
                 + ("" if r.delivered == r.accepted else f" ({r.delivered}/{r.accepted})"),
-                f"{_fmt(r.p50 * 1000, ' ms')} / {_fmt(r.p99 * 1000, ' ms')}",
+                f"{_fmt(r.p50 * 1000, ' ms')} / {_fmt(r.p99 * 1000, ' ms')}"
+                + ("" if r.levert == r.paced else f" ({r.levert}/{r.paced} LEVERT)"),
                 _fmt(r.inbox_p50 * 1000, " ms"),
                 ", ".join(f"{n} {m:.0f} MB" for n, m in r.memory),
             )
@@ -575,8 +718,13 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         usage = ", ".join(f"{n} {100 * c:.0f}%" for n, c in r.cpu)
         per = ", ".join(f"{n} {1000 * c * r.load_time / max(r.delivered, 1):.1f}" for n, c in r.cpu)
         print(
-            f"{r.setup}: CPU while loaded (100% = one core): {usage}; CPU ms per delivered "
-            f"message: {per}"
+            f"{r.setup}: throughput phase, CPU (100% = one core): {usage}; CPU ms per "
+            f"delivered message: {per}"
+        )
+        rest = ", ".join(f"{n} {100 * c:.0f}%" for n, c in r.others)
+        print(
+            f"{r.setup}: meanwhile {rest}; the whole machine {100 * r.machine_busy:.0f}% busy "
+            "(of all cores)"
         )
     for r in results:
         if r.errors:
@@ -597,6 +745,12 @@ def main() -> int:
     )
     parser.add_argument("--send-seconds", type=float, help="most seconds of sending (40; 10)")
     parser.add_argument("--drain-seconds", type=float, default=40.0, help="then to deliver (40)")
+    parser.add_argument(
+        "--latency-rate", type=float, default=50.0, help="latency phase: messages/s (50)"
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, help="latency phase: seconds of sending (20; 10; 0 = off)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--role", choices=("sender", "receiver"), help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -610,6 +764,8 @@ def main() -> int:
 
     args.messages = args.messages or (3000 if args.quick else 20000)
     args.send_seconds = args.send_seconds or (10.0 if args.quick else 40.0)
+    if args.latency_seconds is None:
+        args.latency_seconds = 10.0 if args.quick else 20.0
     if args.quick:
         args.drain_seconds = min(args.drain_seconds, 20.0)
     setups = [args.only] if args.only else ["embedded", "scaled"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
 
 from access_point.api.common import (
     JSON,
@@ -21,7 +21,11 @@ from access_point.api.common import (
     page_response,
     service_of,
 )
-from access_point.api.disposition import check_filename, upload_filename
+from access_point.api.disposition import (
+    check_filename,
+    parse_content_disposition,
+    upload_filename,
+)
 from access_point.api.params import (
     InvalidParameter,
     PageRequest,
@@ -160,19 +164,28 @@ async def create_and_send(request: web.Request) -> web.StreamResponse:
             if not isinstance(part, BodyPartReader):
                 raise InvalidInput("nested multipart bodies are not accepted", rule="multipart")
             data = await _read_part(part, budget, limit)
-            if part.name == _SBD_FIELD and sbd is None:
+            # parsed once, with the same strict parser as an upload's header (aiohttp's
+            # ``part.name`` and ``part.filename`` parse the header again on every access)
+            header = part.headers.get(hdrs.CONTENT_DISPOSITION)
+            if header is None:
+                raise InvalidInput(
+                    "every part needs a Content-Disposition header", rule="multipart"
+                )
+            disposition = parse_content_disposition(header)
+            name, filename = disposition.name, disposition.filename
+            if name == _SBD_FIELD and sbd is None:
                 sbd = data
                 continue
-            if not part.filename:
+            if not filename:
                 raise InvalidParameter(
-                    part.name or "part", "every part but 'sbd' must be a file (with a filename)"
+                    name or "part", "every part but 'sbd' must be a file (with a filename)"
                 )
             files.append(
                 Upload(
-                    filename=check_filename(part.filename),
-                    mime_type=part.headers.get("Content-Type", "application/octet-stream"),
+                    filename=check_filename(filename),
+                    mime_type=part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream"),
                     chunks=data,
-                    title=part.name if part.name and part.name != part.filename else None,
+                    title=name if name and name != filename else None,
                 )
             )
     except (ValueError, AssertionError) as exc:
