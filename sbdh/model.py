@@ -291,7 +291,10 @@ _MESSAGE_SHAPES: Mapping[str, Mapping[str, FieldShape]] = {
     "feil": {},
     "status": {},
     "arkivmelding": {"sikkerhetsnivaa": FieldShape.INTEGER},
-    "arkivmelding_kvittering": {"sikkerhetsnivaa": FieldShape.INTEGER},
+    "arkivmelding_kvittering": {
+        "sikkerhetsnivaa": FieldShape.INTEGER,
+        "messages": FieldShape.ARRAY,
+    },
     "digital_dpv": {
         "sikkerhetsnivaa": FieldShape.INTEGER,
         "aapningskvittering": FieldShape.BOOLEAN,
