@@ -55,7 +55,6 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from access_point.settings import Settings
@@ -87,6 +86,7 @@ from adapters.db.schema import (
     status_feed_acks,
 )
 from adapters.files import FileStore, StoredFile
+from adapters.noark import check_arkivmelding, kvittering_from_json, parse_arkivmelding
 from sbdh.errors import (
     Conflict,
     EnvelopeError,
@@ -112,7 +112,6 @@ from sbdh.model import (
 from sbdh.package import PackageFile, write_container
 from sbdh.pki import Credential
 from sbdh.rules import Profile, check_sbd, validate_document
-from sbdh.xmlsafe import XmlLimits, parse_xml
 
 __all__ = [
     "ASIC_CONTENT_TYPE",
@@ -1480,24 +1479,12 @@ class MessageService:
         if not self._sendable_so_far(message_id, message_type, files, names):
             return None
         assert arkivmelding is not None  # the caller reads it when it is there
-        root = parse_xml(arkivmelding, XmlLimits(max_bytes=ARKIVMELDING_LIMIT))
-        referenced = [
-            (element.text or "").strip()
-            for element in root.iter()
-            if isinstance(element.tag, str)
-            and etree.QName(element).localname == "referanseDokumentfil"
-        ]
-        missing = sorted({name for name in referenced if name and name not in names})
-        if missing:
-            raise InvalidInput(
-                f"files: {ARKIVMELDING_XML} refers to files that were not uploaded: "
-                + ", ".join(missing),
-                rule="referanseDokumentfil",
-            )
-        for element in root.iter():
-            if isinstance(element.tag, str) and etree.QName(element).localname == "tittel":
-                return (element.text or "").strip() or None
-        return None
+        # what a receiver can rely on (a saksmappe with a journalpost, document descriptions,
+        # every referenced file uploaded, plain file names); the schema's finer points are
+        # left to the case systems, as integrasjonspunkt leaves them
+        document = parse_arkivmelding(arkivmelding)
+        check_arkivmelding(document, names, strict=False)
+        return document.tittel
 
     async def create_and_send(
         self, client: Client, sbd: StandardBusinessDocument | bytes, files: Sequence[Upload]
@@ -2301,7 +2288,7 @@ class MessageService:
                 direction=Direction.OUTGOING,
                 status=MessageStatus.LEST,
                 now=now,
-                description=f"Arkivmeldingkvittering mottatt ({receipt.message_id})",
+                description=_kvittering_description(receipt.message_id, receipt.sbd_json),
                 raw_receipt=receipt.sbd_json,
             )
             marked = marked or recorded is not None
@@ -2652,6 +2639,25 @@ class MessageService:
             )
             for r in rows
         ]
+
+
+def _kvittering_description(message_id: str, sbd_json: str) -> str:
+    """LEST's description: the kvittering's receipt type and messages, when they can be read
+    (an unreadable one still means the receiver's system answered)."""
+    text = f"Arkivmeldingkvittering mottatt ({message_id})"
+    try:
+        document = json.loads(sbd_json)
+        document = document.get("standardBusinessDocument", document)
+        kvittering = kvittering_from_json(document["arkivmelding_kvittering"])
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidInput):
+        return text
+    notes = "; ".join(
+        ": ".join(part for part in (m.code, m.text) if part) for m in kvittering.messages
+    )
+    text += f": {kvittering.receipt_type.value}"
+    if kvittering.receipt_type.failed:
+        text += " (the receiving archive did not file the message)"
+    return f"{text}: {notes}"[:1000] if notes else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from access_point.settings import Settings
 from adapters.db.engine import Database
 from adapters.db.migrate import upgrade_async
 from adapters.files import FileStore
+from adapters.noark import minimal_arkivmelding
 from sbdh.model import BusinessMessage, JsonObject, StandardBusinessDocument, eformidling_sbd
 from sbdh.pki import DevPki
 
@@ -44,24 +45,13 @@ ORG_C = "910075918"
 PROCESS = "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0"
 RESPONSE_PROCESS = "urn:no:difi:profile:arkivmelding:response:ver1.0"
 
-ARKIVMELDING_XML = b"""<?xml version="1.0" encoding="utf-8"?>
-<arkivmelding xmlns="http://www.arkivverket.no/standarder/noark5/arkivmelding">
-  <system>Sak</system>
-  <meldingId>1</meldingId>
-  <tidspunkt>2024-05-01T12:00:00+02:00</tidspunkt>
-  <antallFiler>1</antallFiler>
-  <mappe>
-    <basisregistrering>
-      <tittel>Vedtak om byggesak</tittel>
-      <dokumentbeskrivelse>
-        <dokumentobjekt>
-          <referanseDokumentfil>vedtak.pdf</referanseDokumentfil>
-        </dokumentobjekt>
-      </dokumentbeskrivelse>
-    </basisregistrering>
-  </mappe>
-</arkivmelding>
-"""
+#: a valid arkivmelding: a saksmappe with a journalpost whose one document is vedtak.pdf
+ARKIVMELDING_XML = minimal_arkivmelding(
+    message_id="store-fixture",
+    title="Vedtak om byggesak",
+    files=["vedtak.pdf"],
+    now=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
+)
 
 
 class Clock:
@@ -105,7 +95,8 @@ def arkivmelding(
 
 
 def kvittering(original: StandardBusinessDocument, **kwargs: object) -> StandardBusinessDocument:
-    """The receiver's arkivmelding_kvittering for ``original``, in its conversation."""
+    """The receiver's arkivmelding_kvittering for ``original``, in its conversation (OK, unless
+    ``body`` says otherwise)."""
     header = original.header
     assert header.sender is not None
     assert header.receiver is not None
@@ -116,8 +107,10 @@ def kvittering(original: StandardBusinessDocument, **kwargs: object) -> Standard
         process=RESPONSE_PROCESS,
         standard="urn:no:difi:arkivmelding:xsd::arkivmelding_kvittering",
         message_type="arkivmelding_kvittering",
-        body={"receiptType": "OK", "relatedToMessageId": original.instance_identifier},
-        **kwargs,  # type: ignore[arg-type]
+        **{
+            "body": {"receiptType": "OK", "relatedToMessageId": original.instance_identifier},
+            **kwargs,
+        },  # type: ignore[arg-type]
     )
 
 

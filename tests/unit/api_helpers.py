@@ -13,6 +13,7 @@ from typing import Any
 
 from access_point.app import Runtime, create_runtime
 from access_point.settings import Settings
+from adapters.noark import minimal_arkivmelding
 from sbdh.identifiers import OrganisationNumber
 from sbdh.jsonform import sbd_to_json
 from sbdh.model import BusinessMessage, JsonObject, eformidling_sbd
@@ -63,26 +64,10 @@ def arkivmelding_sbd(
 
 
 def arkivmelding_xml(title: str = "Vedtak om tilskudd", document: str = "vedtak.pdf") -> bytes:
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<arkivmelding xmlns="http://www.arkivverket.no/standarder/noark5/arkivmelding">
-  <system>Budstikke tests</system>
-  <meldingId>{uuid.uuid4()}</meldingId>
-  <tidspunkt>2024-05-01T12:00:00+02:00</tidspunkt>
-  <antallFiler>1</antallFiler>
-  <mappe>
-    <tittel>{title}</tittel>
-    <registrering>
-      <tittel>{title}</tittel>
-      <dokumentbeskrivelse>
-        <tittel>{title}</tittel>
-        <dokumentobjekt>
-          <referanseDokumentfil>{document}</referanseDokumentfil>
-        </dokumentobjekt>
-      </dokumentbeskrivelse>
-    </registrering>
-  </mappe>
-</arkivmelding>
-""".encode()
+    """A valid arkivmelding (a saksmappe with a journalpost) whose one document is ``document``."""
+    return minimal_arkivmelding(
+        message_id=str(uuid.uuid4()), title=title, files=[document], now=datetime.now(UTC)
+    )
 
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"

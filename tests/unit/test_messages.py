@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from access_point.messages import MessageService, PageRequest, Upload
 from access_point.statuses import MessageStatus, ServiceIdentifier
 from adapters.db.schema import outbox, status_events
+from adapters.noark import ArkivmeldingError
 from sbdh.errors import (
     Conflict,
     EnvelopeError,
@@ -258,7 +259,8 @@ async def test_send_validates_arkivmelding_files(service: MessageService) -> Non
     await service.upload(a, view.message_id, "arkivmelding.xml", "application/xml", None, missing)
     with pytest.raises(InvalidInput, match=r"vedlegg\.pdf") as caught:
         await service.send(a, view.message_id)
-    assert caught.value.rule == "referanseDokumentfil"
+    assert isinstance(caught.value, ArkivmeldingError)
+    assert [v.rule for v in caught.value.violations] == ["NOARK-FILE-MISSING"]
     assert await outbox_kinds(service) == [("status", view.message_id)]
 
 

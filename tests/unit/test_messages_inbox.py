@@ -246,6 +246,26 @@ async def test_kvittering_marks_lest(service: MessageService, a: Client, b: Clie
     assert await service.pop(a, receipt.message_id) is None  # no files: nothing to pop
 
 
+async def test_a_failed_kvittering_says_so_in_lest(
+    service: MessageService, a: Client, b: Client
+) -> None:
+    original = arkivmelding()
+    message_id = await sent(service, a, original)
+    await service.deliver_locally(message_id)
+    body = {
+        "receiptType": "ERROR",
+        "relatedToMessageId": original.instance_identifier,
+        "messages": [{"code": "NOARK-FILE-MISSING", "text": "vedlegg.pdf mangler"}],
+    }
+    receipt = await service.create_and_send(b, kvittering(original, body=body), [])
+    await service.deliver_locally(receipt.message_id)
+    lest = await service.find_statuses(a, StatusQuery(message_id=message_id, status=S.LEST))
+    description = lest.content[0].description or ""
+    assert "ERROR" in description
+    assert "did not file" in description
+    assert "NOARK-FILE-MISSING: vedlegg.pdf mangler" in description
+
+
 # ------------------------------------------------------------------ isolation
 
 
