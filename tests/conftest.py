@@ -13,9 +13,24 @@ import pytest
 
 from sbdh.pki import DevPki, generate_dev_pki
 from sbdh.trust import TrustStore
+from tests.interop.peer_venv import PeerVenvError, ensure_peer_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = ROOT.parent / "shared" / "testdata"
+
+
+@pytest.fixture(scope="session")
+def as4_peer_python() -> Path:
+    """The python of a virtualenv holding the independent PyPI ``as4`` package (made once and
+    cached; see tests/interop/peer_venv.py). Skipped locally when it cannot be made; in CI a
+    failure."""
+    try:
+        return ensure_peer_venv()
+    except PeerVenvError as exc:
+        reason = f"the as4 peer's virtual environment cannot be made: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(f"{reason}\n(set BUDSTIKKE_AS4_PEER_VENV to choose where it is cached)")
 
 
 @pytest.fixture(scope="session")

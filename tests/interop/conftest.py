@@ -1,7 +1,7 @@
 """Fixtures for interoperability tests against the independent ``as4`` peer.
 
-``as4_peer_python``  the peer environment's python (made once, cached; skipped locally when it
-                     cannot be made, a failure in CI);
+``as4_peer_python``  (tests/conftest.py) the peer environment's python (made once, cached;
+                     skipped locally when it cannot be made, a failure in CI);
 ``as4_peer``         :class:`~tests.interop.harness.As4Peer`, the peer's command line;
 ``as4_peer_pki``     the session's development PKI as PEM files (:class:`PeerPki`);
 ``as4_peer_server``  a running ``as4_peer.py serve`` as ``PNO000002`` (:class:`PeerServer`),
@@ -12,7 +12,6 @@ Tests that use them carry the ``interop`` marker.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,18 +19,6 @@ import pytest
 
 from sbdh.pki import DevPki
 from tests.interop.harness import PEER_AP, As4Peer, PeerPki, PeerServer, write_peer_pki
-from tests.interop.peer_venv import PeerVenvError, ensure_peer_venv
-
-
-@pytest.fixture(scope="session")
-def as4_peer_python() -> Path:
-    try:
-        return ensure_peer_venv()
-    except PeerVenvError as exc:
-        reason = f"the as4 peer's virtual environment cannot be made: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(f"{reason}\n(set BUDSTIKKE_AS4_PEER_VENV to choose where it is cached)")
 
 
 @pytest.fixture(scope="session")
