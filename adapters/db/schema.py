@@ -27,6 +27,7 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "BigId",
     "UtcDateTime",
+    "as4_exchanges",
     "api_clients",
     "conversations",
     "jobs",
@@ -173,6 +174,9 @@ message_files = sa.Table(
     #: the file store's random id (never derived from user input)
     sa.Column("storage_id", sa.String(64), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    #: ``document`` (a business file) or ``package``: a document package received as it was
+    #: sent (a signed ASiC-E, perhaps encrypted to the organisation), handed out as is on pop
+    sa.Column("role", sa.String(16), nullable=False, server_default="document"),
     sa.UniqueConstraint("message_pk", "filename"),
 )
 
@@ -326,6 +330,29 @@ jobs = sa.Table(
     sa.Column("finished_at", UtcDateTime, nullable=True),
     sa.Column("dead", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_jobs_queue_finished_at_available_at", "queue", "finished_at", "available_at"),
+)
+
+#: AS4 exchanges with other access points, both ways: duplicate detection on the AS4 message
+#: id and the SBD instance id, the receipt given (inbound, sent again to a duplicate) or the
+#: references sent (outbound, what the receipt proved), and which access point it was
+as4_exchanges = sa.Table(
+    "as4_exchanges",
+    metadata,
+    _id(),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("as4_message_id", sa.String(255), nullable=False),
+    sa.Column("sbd_instance_id", sa.String(64), nullable=False),
+    sa.Column(
+        "message_pk", BigId, sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=True
+    ),
+    #: the other access point's name (its certificate's CN)
+    sa.Column("peer", sa.String(200), nullable=False),
+    #: inbound: the signed receipt given; outbound: the receipt received
+    sa.Column("receipt", sa.LargeBinary, nullable=True),
+    sa.Column("receipt_content_type", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("direction", "as4_message_id"),
+    sa.Index("ix_as4_exchanges_direction_sbd_instance_id", "direction", "sbd_instance_id"),
 )
 
 processed_jobs = sa.Table(
