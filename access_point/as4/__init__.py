@@ -4,7 +4,8 @@ Bytes in, values out; keys, certificates, trust anchors and the clock are passed
 same code serves the HTTP edge, the workers and the tests.
 
 ==============  ===========================================================================
-``build``       corner 2: a signed, encrypted UserMessage around one SBD
+``build``       corner 2: a signed, encrypted UserMessage around one SBD (and, for
+                eFormidling, the document package after it)
 ``receive``     corner 3: verify and open a UserMessage
 ``signals``     receipts (with non-repudiation information) and ebMS errors, both ways
 ``soap``        the SOAP envelope and the eb:Messaging header, read strictly
@@ -37,11 +38,17 @@ Receiving::
     else:
         ...persist inbound.payload first...
         answer = build_receipt(inbound.message_id, inbound.references, signer=our_ap, now=now)
+
+eFormidling archive messages carry two payloads, as DPI does: the SBD, then the document package
+(signed ASiC-E or the same CMS-encrypted). Send it as ``attachments=[Attachment(package,
+"application/vnd.etsi.asic-e+zip")]`` (``compress=False`` for ``application/cms``); receive
+with ``ReceiveOptions(max_payloads=2)`` and read ``inbound.payloads`` (PartInfo order, each with
+its ``mime_type``). Peppol BIS messages keep exactly one payload, the default.
 """
 
 from __future__ import annotations
 
-from .build import OutboundMessage, SentMessage, build_user_message
+from .build import Attachment, OutboundMessage, SentMessage, build_user_message
 from .errors import (
     As4Error,
     DecompressionFailure,
@@ -90,6 +97,7 @@ from .streams import Payload
 
 __all__ = [
     "As4Error",
+    "Attachment",
     "BuildOptions",
     "DecompressionFailure",
     "EbmsError",

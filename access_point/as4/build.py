@@ -4,6 +4,10 @@ The payload is streamed once through gzip, SHA-256 and AES-128-GCM into a spool 
 small messages, an anonymous temp file past the threshold), so a 200 MB SBD never sits in
 memory; the SOAP envelope is built after that pass, when the attachment's digest is known.
 
+An eFormidling archive message carries a second payload after the SBD, as DPI does: the
+document package (:class:`Attachment`). Each further payload gets its own PartInfo, MIME part,
+signature reference and EncryptedData (own IV), all under the one content key and EncryptedKey.
+
 The envelope, as phase4, Oxalis and the PyPI ``as4`` package write and read it::
 
     S12:Envelope
@@ -14,6 +18,7 @@ The envelope, as phase4, Oxalis and the PyPI ``as4`` package write and read it::
             ds:KeyInfo → wsse:Reference to that token
             xenc:ReferenceList/xenc:DataReference → the EncryptedData
           xenc:EncryptedData                AES-128-GCM, Attachment-Content-Only, cid: reference
+                                            (one per payload, in PartInfo order)
           wsse:BinarySecurityToken          our certificate (for the signature)
           ds:Signature                      RSA-SHA256, exc-c14n: Messaging, Body, cid:
         eb:Messaging S12:mustUnderstand="true" wsu:Id
@@ -24,8 +29,10 @@ The envelope, as phase4, Oxalis and the PyPI ``as4`` package write and read it::
 from __future__ import annotations
 
 import base64
+import os
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -38,7 +45,7 @@ from sbdh.errors import ConfigurationError
 from sbdh.pki import Credential
 
 from . import write
-from .crypto import seal, wrap_key
+from .crypto import KEY_BYTES, Sealed, seal, wrap_key
 from .mime import MultipartBody
 from .model import BuildOptions, PartInfo, Party, Property, Routing, SignedReference
 from .model import UserMessage as UserMessageInfo
@@ -55,6 +62,7 @@ from .streams import Spool, iter_chunks
 
 __all__ = [
     "DEFAULT_BUILD_OPTIONS",
+    "Attachment",
     "OutboundMessage",
     "SentMessage",
     "build_user_message",
@@ -62,6 +70,28 @@ __all__ = [
 ]
 
 DEFAULT_BUILD_OPTIONS = BuildOptions()
+
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+/[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A payload after the SBD: the eFormidling document package (a signed ASiC-E,
+    ``application/vnd.etsi.asic-e+zip``, or the same CMS-encrypted, ``application/cms``).
+
+    ``source`` is bytes, a binary file (read from its position, once, in chunks) or an
+    iterable of chunks; ``mime_type`` becomes the PartInfo's MimeType; ``compress`` gzips it
+    first (CompressionType ``application/gzip``), which an already encrypted package does not
+    gain from.
+    """
+
+    source: bytes | IO[bytes] | Iterable[bytes]
+    mime_type: str
+    compress: bool = True
+
+    def __post_init__(self) -> None:
+        if not _MEDIA_TYPE.fullmatch(self.mime_type):
+            raise ValueError(f"not a media type (type/subtype): {self.mime_type!r}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +118,8 @@ class OutboundMessage:
     body: MultipartBody
     #: size of the SBD before compression
     payload_size: int
+    #: sizes of the further payloads (:class:`Attachment`) before compression, in order
+    attachment_sizes: tuple[int, ...] = ()
 
     @property
     def message_id(self) -> str:
@@ -132,8 +164,10 @@ def peppol_user_message(
     timestamp: datetime,
     content_id: str,
     mime_type: str,
+    further_parts: Sequence[PartInfo] = (),
 ) -> UserMessageInfo:
-    """The UserMessage header the Peppol AS4 profile prescribes for one SBD attachment."""
+    """The UserMessage header the Peppol AS4 profile prescribes for one SBD attachment
+    (``further_parts``: the PartInfo of the payloads after it, eFormidling's document package)."""
     return UserMessageInfo(
         message_id=message_id,
         timestamp=timestamp,
@@ -160,8 +194,16 @@ def peppol_user_message(
                     Property(PropertyName.COMPRESSION_TYPE.value, GZIP_MIME),
                 ),
             ),
+            *further_parts,
         ),
     )
+
+
+def _part_info(content_id: str, attachment: Attachment) -> PartInfo:
+    properties = [Property(PropertyName.MIME_TYPE.value, attachment.mime_type)]
+    if attachment.compress:
+        properties.append(Property(PropertyName.COMPRESSION_TYPE.value, GZIP_MIME))
+    return PartInfo(href=f"cid:{content_id}", properties=tuple(properties))
 
 
 def _ap_name(certificate: x509.Certificate, what: str) -> str:
@@ -181,10 +223,13 @@ def build_user_message(
     options: BuildOptions = DEFAULT_BUILD_OPTIONS,
     message_id: str | None = None,
     conversation_id: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> OutboundMessage:
     """Build the AS4 message that carries ``payload`` (the SBD) to the receiver's access point.
 
     ``payload`` is bytes, a binary file (read from its position) or an iterable of chunks.
+    ``attachments`` are further payloads after the SBD (eFormidling's document package; Peppol
+    BIS messages have none), each streamed like the SBD and encrypted under the same key.
     ``sender`` is our AP credential (its CN is the From PartyId); ``receiver_certificate`` the
     receiving AP's certificate from its SMP entry (its CN is the To PartyId; the content key
     is wrapped to it). ``now`` stamps the message. Raises
@@ -198,18 +243,29 @@ def build_user_message(
     domain = options.id_domain
     message_id = message_id or f"{uuid.uuid4()}@{domain}"
     conversation_id = conversation_id or f"{uuid.uuid4()}@{domain}"
-    content_id = f"{uuid.uuid4()}@{domain}"
-    ids = write.fresh_ids("msg", "body", "X509", "X509s", "EK", "ED", "SIG", "KI", "STR")
+    content_ids = [f"{uuid.uuid4()}@{domain}" for _ in range(1 + len(attachments))]
+    content_id = content_ids[0]
+    ids = write.fresh_ids("msg", "body", "X509", "X509s", "EK", "SIG", "KI", "STR")
     ids.update(signature=ids["SIG"], key_info=ids["KI"], str=ids["STR"])
+    data_ids = [f"ED-{uuid.uuid4()}" for _ in content_ids]
 
-    spool = Spool(options.spool_threshold, options.spool_dir)
+    key = os.urandom(KEY_BYTES)
+    spools: list[Spool] = []
     try:
-        sealed = seal(
-            iter_chunks(payload, options.chunk_size),
-            spool,
-            compress=True,
-            level=options.compression_level,
-        )
+        sealed: list[Sealed] = []
+        sources = [(payload, True), *((a.source, a.compress) for a in attachments)]
+        for source, compress in sources:
+            spool = Spool(options.spool_threshold, options.spool_dir)
+            spools.append(spool)
+            sealed.append(
+                seal(
+                    iter_chunks(source, options.chunk_size),
+                    spool,
+                    compress=compress,
+                    level=options.compression_level,
+                    key=key,
+                )
+            )
         header_info = peppol_user_message(
             routing,
             from_party=_ap_name(sender.certificate, "sender"),
@@ -219,6 +275,9 @@ def build_user_message(
             timestamp=now,
             content_id=content_id,
             mime_type=options.payload_mime_type,
+            further_parts=[
+                _part_info(cid, a) for cid, a in zip(content_ids[1:], attachments, strict=True)
+            ],
         )
         messaging = write.messaging(write.user_message(header_info), ids["msg"])
         body = write.body(ids["body"])
@@ -227,32 +286,47 @@ def build_user_message(
             token_id=ids["X509s"],
             ids=ids,
             elements=((ids["msg"], messaging), (ids["body"], body)),
-            attachments=((content_id, sealed.digest),),
+            attachments=[(cid, s.digest) for cid, s in zip(content_ids, sealed, strict=True)],
         )
+        gzip_flags = [True, *(a.compress for a in attachments)]
+        mime_types = [GZIP_MIME, *(a.mime_type for a in attachments)]
         security = "".join(
             (
                 write.binary_security_token(receiver_certificate, ids["X509"]),
-                _encrypted_key(receiver_key, sealed.key, ids),
-                _encrypted_data(content_id, ids),
+                _encrypted_key(receiver_key, key, ids, data_ids),
+                *(
+                    _encrypted_data(cid, data_id, GZIP_MIME if gzipped else mime_type, ids)
+                    for cid, data_id, gzipped, mime_type in zip(
+                        content_ids, data_ids, gzip_flags, mime_types, strict=True
+                    )
+                ),
                 write.binary_security_token(sender.certificate, ids["X509s"]),
                 signature,
             )
         )
         soap = write.envelope(security, messaging, body)
-        mime = MultipartBody(soap, ((content_id, spool),), soap_id=f"soap-{uuid.uuid4()}@{domain}")
+        mime = MultipartBody(
+            soap,
+            list(zip(content_ids, spools, strict=True)),
+            soap_id=f"soap-{uuid.uuid4()}@{domain}",
+        )
     except BaseException:
-        spool.close()
+        for spool in spools:
+            spool.close()
         raise
     return OutboundMessage(
         user_message=header_info,
         references=references,
         content_type=mime.content_type,
         body=mime,
-        payload_size=sealed.plain_size,
+        payload_size=sealed[0].plain_size,
+        attachment_sizes=tuple(s.plain_size for s in sealed[1:]),
     )
 
 
-def _encrypted_key(receiver_key: rsa.RSAPublicKey, key: bytes, ids: dict[str, str]) -> str:
+def _encrypted_key(
+    receiver_key: rsa.RSAPublicKey, key: bytes, ids: dict[str, str], data_ids: Sequence[str]
+) -> str:
     wrapped = base64.b64encode(wrap_key(key, receiver_key)).decode("ascii")
     return (
         f'<xenc:EncryptedKey Id="{ids["EK"]}"><xenc:EncryptionMethod Algorithm="'
@@ -261,15 +335,17 @@ def _encrypted_key(receiver_key: rsa.RSAPublicKey, key: bytes, ids: dict[str, st
         f'<ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI="#{ids["X509"]}" '
         f'ValueType="{Algorithm.X509V3.value}"/></wsse:SecurityTokenReference></ds:KeyInfo>'
         f"<xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue></xenc:CipherData>"
-        f'<xenc:ReferenceList><xenc:DataReference URI="#{ids["ED"]}"/></xenc:ReferenceList>'
+        "<xenc:ReferenceList>"
+        + "".join(f'<xenc:DataReference URI="#{data_id}"/>' for data_id in data_ids)
+        + "</xenc:ReferenceList>"
         "</xenc:EncryptedKey>"
     )
 
 
-def _encrypted_data(content_id: str, ids: dict[str, str]) -> str:
+def _encrypted_data(content_id: str, data_id: str, mime_type: str, ids: dict[str, str]) -> str:
     # MimeType: the attachment's type before encryption, which after compression is gzip
     return (
-        f'<xenc:EncryptedData Id="{ids["ED"]}" MimeType="{GZIP_MIME}" '
+        f'<xenc:EncryptedData Id="{data_id}" MimeType="{write.attr(mime_type)}" '
         f'Type="{Algorithm.ATTACHMENT_CONTENT_ONLY.value}"><xenc:EncryptionMethod Algorithm="'
         f'{Algorithm.AES128_GCM.value}"/><ds:KeyInfo><wsse:SecurityTokenReference '
         f'wsse11:TokenType="{Algorithm.ENCRYPTED_KEY_TOKEN.value}"><wsse:Reference '

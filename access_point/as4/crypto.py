@@ -80,9 +80,18 @@ class Sealed:
     plain_size: int
 
 
-def seal(chunks: Iterable[bytes], out: Spool, *, compress: bool, level: int) -> Sealed:
-    """Compress, digest and encrypt ``chunks`` into ``out`` as IV ‖ ciphertext ‖ tag."""
-    key = os.urandom(KEY_BYTES)
+def seal(
+    chunks: Iterable[bytes], out: Spool, *, compress: bool, level: int, key: bytes | None = None
+) -> Sealed:
+    """Compress, digest and encrypt ``chunks`` into ``out`` as IV ‖ ciphertext ‖ tag.
+
+    ``key``: the content key, when several attachments share one (each gets its own IV);
+    a fresh one otherwise.
+    """
+    if key is None:
+        key = os.urandom(KEY_BYTES)
+    elif len(key) != KEY_BYTES:
+        raise ValueError(f"the content key must be {KEY_BYTES} bytes")
     iv = os.urandom(IV_BYTES)
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
     digest = hashlib.sha256()

@@ -210,8 +210,13 @@ class ReceiveOptions:
 
     #: largest SOAP part accepted, in bytes
     max_soap_bytes: int = 4 * 1024 * 1024
-    #: largest payload accepted after decompression; past it the answer is EBMS:0303
+    #: largest payload accepted after decompression, and largest total of all payloads of one
+    #: message; past it the answer is EBMS:0303
     max_payload_bytes: int = 1024 * 1024 * 1024
+    #: most payloads (PartInfo) one message may carry; more is EBMS:0002. Peppol BIS carries
+    #: exactly one (the SBD); eFormidling archive messages two (the SBD, then the ASiC-E
+    #: document package, signed or CMS-encrypted), as DPI does
+    max_payloads: int = 1
     #: decompressed payloads stay in memory up to this size, then spill to a temp file
     spool_threshold: int = 8 * 1024 * 1024
     spool_dir: str | None = None
@@ -220,7 +225,7 @@ class ReceiveOptions:
     check_to_party: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_soap_bytes <= 0 or self.max_payload_bytes <= 0:
+        if self.max_soap_bytes <= 0 or self.max_payload_bytes <= 0 or self.max_payloads <= 0:
             raise ValueError("limits must be positive")
         if self.chunk_size < 4096:
             raise ValueError("chunk_size below 4 KiB is not useful")

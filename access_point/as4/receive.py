@@ -5,16 +5,19 @@ In order, each step refusing with the ebMS error it calls for:
 1. MIME: split the body into the SOAP part and attachments (EBMS:0007).
 2. SOAP: parse with the hardened parser; locate Header, Body, exactly one eb:Messaging with
    exactly one UserMessage (EBMS:0009; bundling EBMS:0002; a DTD or entity EBMS:0103).
-3. Payload shape: one PartInfo, a ``cid:`` naming a MIME part, no stray parts, an empty Body
-   (EBMS:0002, 0007, 0009, 0011).
+3. Payload shape: one PartInfo (up to :attr:`ReceiveOptions.max_payloads`: eFormidling's
+   document package after the SBD), each a ``cid:`` naming its own MIME part, no stray parts,
+   an empty Body (EBMS:0002, 0007, 0009, 0011).
 4. Signature (:mod:`~access_point.as4.wssec`): the profile, no wrapping, the value and the XML
    digests (EBMS:0101, 0103); the signer chained to our anchors at ``now`` and named by the
    From PartyId (EBMS:0101).
 5. Peppol header values: agreement, party types, roles, our CN as To, process and document type,
    originalSender and finalRecipient (EBMS:0001, 0003, 0009); then, if asked, whether we serve
    the final recipient (EBMS:0004 PEPPOL:NOT_SERVICED).
-6. Payload: unwrap the key with our private key, decrypt, check the signed digest, gunzip
-   within the cap (EBMS:0102, 0101, 0303; see :mod:`~access_point.as4.crypto`).
+6. Payloads: unwrap the key with our private key, decrypt each payload, check its signed
+   digest, gunzip within the cap (EBMS:0102, 0101, 0303; see :mod:`~access_point.as4.crypto`).
+   Every payload is decrypted and checked before a decompression failure of any is reported,
+   so tampering anywhere is never reported as a corrupt archive.
 
 Nothing of the message is returned before all of it has been verified, and what is returned is
 read from the verified elements only.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -54,7 +57,7 @@ from .errors import (
     ValueNotRecognized,
 )
 from .mime import MimePart, content_id_of_href, read_mime
-from .model import Identifier, ReceiveOptions, Routing, SignedReference, UserMessage
+from .model import Identifier, PartInfo, ReceiveOptions, Routing, SignedReference, UserMessage
 from .signer import common_name, load_token_certificate, trusted_path
 from .soap import Envelope, one_user_message, parse_soap, read_envelope, read_user_message
 from .spec import (
@@ -76,7 +79,11 @@ DEFAULT_RECEIVE_OPTIONS = ReceiveOptions()
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """A verified, decrypted UserMessage. Close it (or use ``with``) to drop the payload spool."""
+    """A verified, decrypted UserMessage. Close it (or use ``with``) to drop the payload spools.
+
+    ``payloads`` are in PartInfo order: the SBD first, then (eFormidling) the document package;
+    each carries its Content-ID and the MimeType its PartInfo declares.
+    """
 
     user_message: UserMessage
     routing: Routing
@@ -87,16 +94,26 @@ class InboundMessage:
     chain: tuple[x509.Certificate, ...]
     #: the signature's references, for the receipt's NonRepudiationInformation
     references: tuple[SignedReference, ...]
-    #: the SBD, decompressed
-    payload: Payload
-    content_id: str
+    #: every payload, decompressed, in PartInfo order (the SBD first)
+    payloads: tuple[Payload, ...]
+
+    @property
+    def payload(self) -> Payload:
+        """The first payload: the SBD."""
+        return self.payloads[0]
+
+    @property
+    def content_id(self) -> str:
+        """The SBD's Content-ID."""
+        return self.payload.content_id or ""
 
     @property
     def message_id(self) -> str:
         return self.user_message.message_id
 
     def close(self) -> None:
-        self.payload.close()
+        for payload in self.payloads:
+            payload.close()
 
     def __enter__(self) -> InboundMessage:
         return self
@@ -154,30 +171,40 @@ def receive_user_message(
         raise
 
 
-def _payload_part(
-    envelope: Envelope, header: UserMessage, attachments: Mapping[str, MimePart]
-) -> tuple[str, MimePart]:
+def _payload_parts(
+    envelope: Envelope,
+    header: UserMessage,
+    attachments: Mapping[str, MimePart],
+    max_payloads: int,
+) -> list[tuple[str, MimePart]]:
+    """``(Content-ID, MIME part)`` of each payload, in PartInfo order."""
     if not header.parts:
         raise InvalidHeader("the UserMessage declares no payload (PartInfo)", rule="as4-payload")
-    if len(header.parts) > 1:
+    if len(header.parts) > max_payloads:
+        allowed = "Peppol carries exactly one" if max_payloads == 1 else f"at most {max_payloads}"
         raise FeatureNotSupported(
-            f"the UserMessage declares {len(header.parts)} payloads; Peppol carries exactly one",
+            f"the UserMessage declares {len(header.parts)} payloads; {allowed}",
             rule="as4-payload",
         )
-    href = header.parts[0].href or ""
-    cid = content_id_of_href(href)
-    if cid is None:
-        raise FeatureNotSupported(
-            f"payload reference {href!r}: Peppol carries the payload as a MIME attachment (cid:)",
-            rule="as4-payload",
-        )
-    part = attachments.get(cid)
-    if part is None:
-        raise ExternalPayloadError(
-            f"PartInfo names {href}, which is not a MIME part of the message",
-            rule="as4-payload-missing",
-        )
-    stray = sorted(set(attachments) - {cid})
+    found: list[tuple[str, MimePart]] = []
+    for info in header.parts:
+        href = info.href or ""
+        cid = content_id_of_href(href)
+        if cid is None:
+            raise FeatureNotSupported(
+                f"payload reference {href!r}: Peppol carries payloads as MIME attachments (cid:)",
+                rule="as4-payload",
+            )
+        if any(cid == seen for seen, _ in found):
+            raise InvalidHeader(f"two PartInfo elements name {href}", rule="as4-payload-duplicate")
+        part = attachments.get(cid)
+        if part is None:
+            raise ExternalPayloadError(
+                f"PartInfo names {href}, which is not a MIME part of the message",
+                rule="as4-payload-missing",
+            )
+        found.append((cid, part))
+    stray = sorted(set(attachments) - {cid for cid, _ in found})
     if stray:
         raise MimeInconsistency(
             f"MIME part <{stray[0]}> is not a payload of the UserMessage", rule="as4-mime-stray"
@@ -187,7 +214,7 @@ def _payload_part(
             "the SOAP Body must be empty: Peppol carries the payload as an attachment",
             rule="as4-payload",
         )
-    return cid, part
+    return found
 
 
 def _one_property(header: UserMessage, name: PropertyName) -> Identifier:
@@ -318,9 +345,11 @@ def _check_key_recipient(
 def _content_key(
     security: etree._Element,
     ids: Mapping[str, etree._Element],
-    cid: str,
+    cids: Sequence[str],
     credential: Credential,
 ) -> bytes:
+    """The one content key, unwrapped, once each payload in ``cids`` is found encrypted under it
+    as the profile says."""
     keys = _children(security, NS.XENC, "EncryptedKey")
     if not keys:
         raise PolicyNoncompliance(
@@ -351,7 +380,7 @@ def _content_key(
     data_refs = [(r.get("URI") or "") for r in encrypted_key.iterfind(list_path)] or [
         (r.get("URI") or "") for r in security.iterfind(list_path)
     ]
-    encrypted_data: etree._Element | None = None
+    encrypted: dict[str, etree._Element] = {}
     for uri in data_refs:
         target = ids.get(uri[1:]) if uri.startswith("#") else None
         if (
@@ -364,23 +393,28 @@ def _content_key(
                 rule="as4-encryption",
             )
         reference = target.find(f"{q(NS.XENC, 'CipherData')}/{q(NS.XENC, 'CipherReference')}")
-        if reference is not None and content_id_of_href(reference.get("URI") or "") == cid:
-            if encrypted_data is not None:
+        cid = content_id_of_href(reference.get("URI") or "") if reference is not None else None
+        if cid is not None and cid in cids:
+            if cid in encrypted:
                 raise PolicyNoncompliance(f"cid:{cid} is encrypted twice", rule="as4-encryption")
-            encrypted_data = target
-    if encrypted_data is None:
-        raise PolicyNoncompliance(f"the payload cid:{cid} is not encrypted", rule="as4-encryption")
-    if encrypted_data.get("Type") != Algorithm.ATTACHMENT_CONTENT_ONLY:
-        raise PolicyNoncompliance(
-            f"EncryptedData of type {encrypted_data.get('Type')}; the profile encrypts the "
-            "attachment content only",
-            rule="as4-encryption",
-        )
-    data_methods = _children(encrypted_data, NS.XENC, "EncryptionMethod")
-    if len(data_methods) != 1 or data_methods[0].get("Algorithm") != Algorithm.AES128_GCM:
-        raise PolicyNoncompliance(
-            "the payload must be encrypted with AES-128-GCM", rule="as4-encryption"
-        )
+            encrypted[cid] = target
+    for cid in cids:
+        encrypted_data = encrypted.get(cid)
+        if encrypted_data is None:
+            raise PolicyNoncompliance(
+                f"the payload cid:{cid} is not encrypted", rule="as4-encryption"
+            )
+        if encrypted_data.get("Type") != Algorithm.ATTACHMENT_CONTENT_ONLY:
+            raise PolicyNoncompliance(
+                f"EncryptedData of type {encrypted_data.get('Type')}; the profile encrypts the "
+                "attachment content only",
+                rule="as4-encryption",
+            )
+        data_methods = _children(encrypted_data, NS.XENC, "EncryptionMethod")
+        if len(data_methods) != 1 or data_methods[0].get("Algorithm") != Algorithm.AES128_GCM:
+            raise PolicyNoncompliance(
+                "the payload must be encrypted with AES-128-GCM", rule="as4-encryption"
+            )
 
     _check_key_recipient(security, encrypted_key, credential.certificate)
     values = encrypted_key.findall(f"{q(NS.XENC, 'CipherData')}/{q(NS.XENC, 'CipherValue')}")
@@ -412,14 +446,15 @@ def _process(
             "the message has no wsse:Security header: Peppol requires it signed and encrypted",
             rule="as4-security-header",
         )
-    cid, part = _payload_part(envelope, header, attachments)
+    parts = _payload_parts(envelope, header, attachments, options.max_payloads)
+    cids = [cid for cid, _ in parts]
     ids = index_ids(envelope.root)
     signature = verify_signature(
         security,
         ids=ids,
         messaging=envelope.messaging,
         body=envelope.body,
-        attachments=frozenset({cid}),
+        attachments=frozenset(cids),
     )
     chain = trusted_path(signature.signer, trust, at=now)
     signer_cn = common_name(signature.signer)
@@ -436,27 +471,16 @@ def _process(
             f"in {routing.process}"
         )
 
-    compression = header.parts[0].property_value(PropertyName.COMPRESSION_TYPE)
-    if compression is not None and compression != GZIP_MIME:
-        raise DecompressionFailure(
-            f"CompressionType {compression!r} is not supported (only {GZIP_MIME})",
-            rule="as4-compression-type",
-        )
-    key = _content_key(security, ids, cid, credential)
-    out = Spool(options.spool_threshold, options.spool_dir)
-    try:
-        unseal(
-            part,
-            key,
-            out,
-            expected_digest=signature.attachment_digests[cid],
-            compressed=compression is not None,
-            cap=options.max_payload_bytes,
-            chunk_size=options.chunk_size,
-        )
-    except BaseException:
-        out.close()
-        raise
+    compressed = [_compressed(info) for info in header.parts]
+    key = _content_key(security, ids, cids, credential)
+    payloads = _open_payloads(
+        parts,
+        header.parts,
+        compressed,
+        key=key,
+        digests=signature.attachment_digests,
+        options=options,
+    )
     return InboundMessage(
         user_message=header,
         routing=routing,
@@ -464,6 +488,67 @@ def _process(
         signer=signature.signer,
         chain=chain,
         references=signature.references,
-        payload=Payload(out),
-        content_id=cid,
+        payloads=payloads,
+    )
+
+
+def _compressed(info: PartInfo) -> bool:
+    compression = info.property_value(PropertyName.COMPRESSION_TYPE)
+    if compression is not None and compression != GZIP_MIME:
+        raise DecompressionFailure(
+            f"CompressionType {compression!r} is not supported (only {GZIP_MIME})",
+            rule="as4-compression-type",
+        )
+    return compression is not None
+
+
+def _open_payloads(
+    parts: Sequence[tuple[str, MimePart]],
+    infos: Sequence[PartInfo],
+    compressed: Sequence[bool],
+    *,
+    key: bytes,
+    digests: Mapping[str, bytes],
+    options: ReceiveOptions,
+) -> tuple[Payload, ...]:
+    """Decrypt, check and decompress every payload; ``max_payload_bytes`` caps each and their
+    total. A decompression failure is held back until every payload has been decrypted and
+    matched against its signed digest, so a bad tag or digest anywhere is what gets reported."""
+    spools: list[Spool] = []
+    deferred: DecompressionFailure | None = None
+    try:
+        for (cid, part), gzipped in zip(parts, compressed, strict=True):
+            out = Spool(options.spool_threshold, options.spool_dir)
+            spools.append(out)
+            used = sum(spool.size for spool in spools[:-1])
+            try:
+                unseal(
+                    part,
+                    key,
+                    out,
+                    expected_digest=digests[cid],
+                    compressed=gzipped,
+                    cap=max(0, options.max_payload_bytes - used),
+                    chunk_size=options.chunk_size,
+                )
+            except DecompressionFailure as exc:
+                if deferred is None:
+                    deferred = (
+                        DecompressionFailure(f"payload cid:{cid}: {exc.message}", rule=exc.rule)
+                        if len(parts) > 1
+                        else exc
+                    )
+        if deferred is not None:
+            raise deferred
+    except BaseException:
+        for spool in spools:
+            spool.close()
+        raise
+    return tuple(
+        Payload(
+            spool,
+            content_id=cid,
+            mime_type=info.property_value(PropertyName.MIME_TYPE),
+        )
+        for spool, (cid, _), info in zip(spools, parts, infos, strict=True)
     )

@@ -184,10 +184,18 @@ class Spool:
 
 
 class Payload:
-    """A payload handed to a caller: read it whole, in chunks, or as a file. Close it when done."""
+    """A payload handed to a caller: read it whole, in chunks, or as a file. Close it when done.
 
-    def __init__(self, spool: Spool) -> None:
+    ``content_id`` is its MIME Content-ID and ``mime_type`` the MimeType part property its
+    PartInfo declares (None when it declares none).
+    """
+
+    def __init__(
+        self, spool: Spool, *, content_id: str | None = None, mime_type: str | None = None
+    ) -> None:
         self._spool = spool
+        self.content_id = content_id
+        self.mime_type = mime_type
 
     @property
     def size(self) -> int:
@@ -213,7 +221,7 @@ class Payload:
 
     def __repr__(self) -> str:
         where = "memory" if self.in_memory else "temp file"
-        return f"Payload({self.size} bytes in {where})"
+        return f"Payload({self.mime_type or 'untyped'}, {self.size} bytes in {where})"
 
 
 def iter_chunks(

@@ -1,7 +1,8 @@
-"""Run in a fresh interpreter by test_large: send and receive one large SBD through files and
+"""Run in a fresh interpreter by test_large: send and receive one large SBD (or, with
+``package``, a small SBD and a large eFormidling document package after it) through files and
 report the peak resident memory (VmHWM) with the timings, as JSON on stdout.
 
-``python -m tests.unit.as4.large_child <size-in-MiB> <directory>``
+``python -m tests.unit.as4.large_child <size-in-MiB> <directory> [sbd|package]``
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from access_point.as4 import (
+    Attachment,
     BuildOptions,
     Identifier,
     ReceiveOptions,
@@ -63,7 +65,7 @@ def sbd_chunks(total: int, digest: hashlib._Hash) -> Iterator[bytes]:
     yield tail
 
 
-def main(size_mib: int, directory: Path) -> dict[str, object]:
+def main(size_mib: int, directory: Path, mode: str = "sbd") -> dict[str, object]:
     now = datetime.now(UTC)
     pki = generate_dev_pki(now=now, ca_key_size=2048)
     sender, receiver = pki.access_points["PNO000001"], pki.access_points["PNO000002"]
@@ -77,10 +79,17 @@ def main(size_mib: int, directory: Path) -> dict[str, object]:
     baseline = vm_hwm_kib()
     sent_digest = hashlib.sha256()
     body_path = directory / "request.bin"
+    large = sbd_chunks(size_mib * 1024 * 1024, sent_digest)
+    if mode == "package":
+        payload: bytes | Iterator[bytes] = b'<?xml version="1.0"?><StandardBusinessDocument/>'
+        attachments = [Attachment(large, "application/vnd.etsi.asic-e+zip")]
+    else:
+        payload, attachments = large, []
     started = time.perf_counter()
     with (
         build_user_message(
-            sbd_chunks(size_mib * 1024 * 1024, sent_digest),
+            payload,
+            attachments=attachments,
             routing=routing,
             sender=sender,
             receiver_certificate=receiver.certificate,
@@ -92,7 +101,7 @@ def main(size_mib: int, directory: Path) -> dict[str, object]:
         for chunk in message.iter_chunks():
             out.write(chunk)
         content_type = message.content_type
-        payload_size = message.payload_size
+        payload_size = message.attachment_sizes[0] if attachments else message.payload_size
     built = time.perf_counter()
     after_build = vm_hwm_kib()
     received_digest = hashlib.sha256()
@@ -104,12 +113,14 @@ def main(size_mib: int, directory: Path) -> dict[str, object]:
             credential=receiver,
             trust=trust,
             now=now,
-            options=ReceiveOptions(spool_dir=str(directory)),
+            options=ReceiveOptions(spool_dir=str(directory), max_payloads=2),
         ) as inbound,
     ):
-        for chunk in inbound.payload.iter_chunks():
+        received = inbound.payloads[-1]
+        for chunk in received.iter_chunks():
             received_digest.update(chunk)
-        received_size = inbound.payload.size
+        received_size = received.size
+        payload_count = len(inbound.payloads)
     done = time.perf_counter()
     return {
         "baseline_kib": baseline,
@@ -117,6 +128,7 @@ def main(size_mib: int, directory: Path) -> dict[str, object]:
         "peak_kib": vm_hwm_kib(),
         "payload_size": payload_size,
         "received_size": received_size,
+        "payload_count": payload_count,
         "wire_size": body_path.stat().st_size,
         "same_payload": sent_digest.hexdigest() == received_digest.hexdigest(),
         "build_seconds": round(built - started, 2),
@@ -125,4 +137,4 @@ def main(size_mib: int, directory: Path) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]), Path(sys.argv[2]))))
+    print(json.dumps(main(int(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:4])))
