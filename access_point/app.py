@@ -39,9 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from access_point.api import MIDDLEWARES, setup_api
 from access_point.api.manage import HealthCheck, Metrics
+from access_point.api.routing import OPEN_ROUTES
 from access_point.destinations import DestinationPolicy
+from access_point.directory import Directory
 from access_point.jobs import MessageOperations, build_kinds, lifetime_sweep, no_subscriptions
 from access_point.messages import MessageService
+from access_point.network import AS4_PATH, As4Network
 from access_point.settings import Settings
 from access_point.webhooks import WEBHOOK_JOB, Webhooks
 from access_point.worker import Idempotency, JobKind, run_worker
@@ -50,7 +53,8 @@ from adapters.db.migrate import upgrade_async
 from adapters.files import FileStore
 from adapters.queue import DatabaseQueue, JobQueue, RabbitMQQueue
 from sbdh.errors import ConfigurationError
-from sbdh.pki import DEFAULT_ACCESS_POINTS, Credential, generate_dev_pki, init_pki
+from sbdh.pki import Credential, generate_dev_pki, init_pki
+from sbdh.trust import TrustStore
 
 __all__ = ["Runtime", "build_app", "create_runtime", "load_ap_credential"]
 
@@ -118,8 +122,8 @@ def build_app(
 def load_ap_credential(settings: Settings) -> Credential:
     """The access point's signing credential from ``<data_dir>/pki``; a development PKI is
     made there when none exists yet (the embedded default needs nothing installed)."""
-    directory = settings.data_dir / "pki"
-    cn = DEFAULT_ACCESS_POINTS[0]
+    directory = settings.pki_path
+    cn = settings.ap_name
     cert = directory / "access-points" / f"{cn}.pem"
     key = directory / "access-points" / f"{cn}.key"
     if not (directory / "pki.json").exists():
@@ -132,6 +136,39 @@ def load_ap_credential(settings: Settings) -> Credential:
         pki = generate_dev_pki(now=datetime.now(UTC), ca_key_size=2048)
         init_pki(directory, pki)
     return Credential.load(cert, key)
+
+
+def load_ap_trust(settings: Settings, credential: Credential | None = None) -> TrustStore:
+    """The anchors (and intermediates) other access points' certificates chain to: the
+    configured PEM files, or the PKI's root with its AP and organisation CAs; without either,
+    the top of our own certificate's chain (the CA that issued us issues our peers)."""
+    no_files = not settings.ap_trust and not (settings.pki_path / "root-ca.pem").exists()
+    if no_files and credential is not None and credential.chain:
+        return TrustStore((credential.chain[-1],), tuple(credential.chain[:-1]))
+    if settings.ap_trust:
+        paths = [Path(p) for p in settings.ap_trust.split(os.pathsep) if p.strip()]
+        anchors, intermediates = paths[:1], paths[1:]
+    else:
+        pki = settings.pki_path
+        anchors = [pki / "root-ca.pem"]
+        intermediates = [p for p in (pki / "ap-ca.pem", pki / "org-ca.pem") if p.exists()]
+    try:
+        return TrustStore.load(*anchors, intermediates=intermediates)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"the AS4 trust anchors cannot be read: {exc}") from exc
+
+
+def load_directory(settings: Settings) -> Directory:
+    """The participant → AS4 endpoint directory (empty when none is configured)."""
+    path = settings.directory_path
+    return Directory() if path is None else Directory.load(path)
+
+
+def add_as4_route(app: web.Application, network: As4Network) -> None:
+    """``POST /as4``: open (the other access point proves itself in the message, not with an
+    API token)."""
+    route = app.router.add_post(AS4_PATH, network.handle)
+    app.setdefault(OPEN_ROUTES, set()).add(route)
 
 
 @dataclass
@@ -149,6 +186,7 @@ class Runtime:
     kinds: dict[str, JobKind]
     app: web.Application
     run_workers: bool
+    network: As4Network | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -187,6 +225,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_workers()
+        if self.network is not None:
+            await self.network.close()
         await self.webhooks.close()
         await self.queue.close()
         await self.database.dispose()
@@ -298,8 +338,17 @@ async def create_runtime(
     pause = _test_pause_after_delivery()
     if pause is not None:
         operations = _PausingAfterDelivery(service, pause)
+    network = As4Network(
+        service=service,
+        files=files,
+        credential=credential,
+        trust=load_ap_trust(settings, credential),
+        directory=load_directory(settings),
+        max_request=settings.as4_max_request,
+    )
     kinds = build_kinds(
         operations,
+        network=network,
         idempotency=idempotency,
         on_status=webhooks.status_job,
         status_idle=no_subscriptions,
@@ -334,7 +383,9 @@ async def create_runtime(
         kinds=kinds,
         app=app,
         run_workers=settings.embedded if run_workers is None else run_workers,
+        network=network,
     )
+    add_as4_route(app, network)
     app.cleanup_ctx.append(_lifecycle(runtime))
     return runtime
 

@@ -26,14 +26,33 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from access_point.statuses import MessageStatus
 from access_point.worker import Idempotency, JobFunction, JobKind
 from adapters.db.schema import api_clients, subscriptions
 from adapters.queue import Job
+from sbdh.errors import NoRoute
 
 __all__ = ["MessageOperations", "build_kinds", "lifetime_sweep", "no_subscriptions"]
 
 SEND = "send"
 STATUS = "status"
+#: a status of an incoming message that came over AS4, going back to its sender's access point
+NETWORK_STATUS = "network-status"
+
+
+class NetworkOperations(Protocol):
+    """What the jobs need from :class:`access_point.network.As4Network`."""
+
+    def can_reach(self, receiver: str) -> bool: ...
+
+    async def send(
+        self,
+        message_id: str,
+        *,
+        claim: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
+    ) -> object: ...
+
+    async def send_status(self, message_id: str, status: MessageStatus) -> None: ...
 
 
 class MessageOperations(Protocol):
@@ -65,6 +84,20 @@ def _once(idempotency: Idempotency | None, run: JobFunction) -> JobFunction:
     return guarded
 
 
+def _claim_for(
+    idempotency: Idempotency | None, job: Job
+) -> Callable[[AsyncConnection], Awaitable[bool]] | None:
+    """The job's idempotency key, to be claimed in the transaction of its effect."""
+    if idempotency is None:
+        return None
+    guard = idempotency
+
+    async def claim(connection: AsyncConnection) -> bool:
+        return await guard.claim(connection, job.key)
+
+    return claim
+
+
 async def _always_idle(connection: AsyncConnection) -> bool:
     return True
 
@@ -87,6 +120,7 @@ def build_kinds(
     on_status: Callable[[Job], Awaitable[object]] | None = None,
     status_idle: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
     extra: Mapping[str, JobKind] | None = None,
+    network: NetworkOperations | None = None,
 ) -> dict[str, JobKind]:
     """The handler registry for :class:`~access_point.worker.Worker`.
 
@@ -98,14 +132,19 @@ def build_kinds(
 
     async def send(job: Job) -> None:
         # the job's key is claimed in the delivery's own transaction: one commit for both
-        if idempotency is None:
-            await messages.deliver_locally(job.message_id)
-            return
+        claim = _claim_for(idempotency, job)
+        try:
+            await messages.deliver_locally(job.message_id, claim=claim)
+        except NoRoute:
+            # not hosted here: another access point's, when the directory knows it
+            if network is None:
+                raise
+            await network.send(job.message_id, claim=claim)
 
-        async def claim(connection: AsyncConnection) -> bool:
-            return await idempotency.claim(connection, job.key)
-
-        await messages.deliver_locally(job.message_id, claim=claim)
+    async def network_status(job: Job) -> None:
+        if network is not None:
+            status = MessageStatus(str(job.payload.get("status", MessageStatus.LEVERT.value)))
+            await network.send_status(job.message_id, status)
 
     async def send_died(job: Job, reason: str) -> None:
         # a job that kept dying after its delivery committed (killed before the ack, again
@@ -117,6 +156,8 @@ def build_kinds(
         SEND: JobKind(send, on_dead=send_died),
         STATUS: JobKind(_once(idempotency, on_status or _no_status_hook), idle=status_idle),
     }
+    if network is not None:
+        kinds[NETWORK_STATUS] = JobKind(_once(idempotency, network_status))
     kinds.update(extra or {})
     return kinds
 

@@ -79,9 +79,11 @@ from adapters.db.repositories import (
 )
 from adapters.db.schema import (
     api_clients,
+    as4_exchanges,
     conversations,
     message_files,
     messages,
+    outbox,
     status_events,
     status_feed_acks,
 )
@@ -745,10 +747,47 @@ _SET_CONVERSATION = (
     .where(conversations.c.message_pk == sa.bindparam("pk"))
     .values(last_update=sa.bindparam("now"), finished=sa.bindparam("done"))
 )
+#: the ``network-status`` job of an acknowledged message that came over AS4
+_NETWORK_STATUS_OUTBOX = outbox.insert().from_select(
+    ["kind", "message_id", "payload", "created_at"],
+    sa.select(
+        sa.literal("network-status", type_=outbox.c.kind.type),
+        sa.bindparam("message_id", type_=outbox.c.message_id.type),
+        sa.bindparam("payload", type_=outbox.c.payload.type),
+        sa.bindparam("now", type_=outbox.c.created_at.type),
+    ).where(
+        sa.exists().where(
+            as4_exchanges.c.message_pk == sa.bindparam("pk"),
+            as4_exchanges.c.direction == Direction.INCOMING.value,
+        )
+    ),
+)
 #: (message_pk, message_id, direction, status, description, raw_receipt)
 _EventSpec = tuple[int, str, Direction, MessageStatus, str | None, str | None]
 #: seconds a "this organisation is served here" answer is remembered
 _HOSTED_TTL = 5.0
+
+
+@dataclass(frozen=True)
+class NetworkFile:
+    """A file of a message received from another access point, already in the file store."""
+
+    stored: StoredFile
+    filename: str
+    mime_type: str
+    #: ``document``, or ``package`` for a document package kept as it came
+    role: str = "document"
+
+
+@dataclass(frozen=True)
+class NetworkAcceptance:
+    """What :meth:`MessageService.accept_from_network` did."""
+
+    message_id: str
+    duplicate: bool
+    #: for a ``status`` message: the outgoing message whose status it recorded
+    status_of: str | None = None
+    read_receipt: bool = False
 
 
 class _InUse(Exception):
@@ -1849,6 +1888,18 @@ class MessageService:
         ]
         if not files:
             return None
+        package = next(
+            (r for r in rows if r.file_id is not None and r.file_role == "package"), None
+        )
+        if package is not None:
+            # a document package as the sending access point delivered it (signed by the
+            # sender, perhaps encrypted to this organisation): handed out as it came
+            return PoppedMessage(
+                message_id=message_id,
+                filename=package.file_filename,
+                content_type=package.file_mime_type,
+                chunks=self.files.chunks(package.file_storage_id),
+            )
         main = next((f.filename for f in files if f.primary), files[0].filename)
         small = sum(int(r.file_size) for r in rows) <= self._SMALL_CONTAINER
         return PoppedMessage(
@@ -2081,6 +2132,18 @@ class MessageService:
                     )
                 )
             ).scalar_one_or_none()
+        if outgoing is None and moved:
+            # no sender's copy here: when it came over AS4, LEVERT goes back to its sender's
+            # access point (a job; nothing is written for a message that came another way)
+            await connection.execute(
+                _NETWORK_STATUS_OUTBOX,
+                {
+                    "message_id": message_id,
+                    "payload": '{"status":"LEVERT"}',
+                    "now": now,
+                    "pk": row.id,
+                },
+            )
         if outgoing is not None:
             directions[outgoing] = Direction.OUTGOING
             events.append(
@@ -2357,6 +2420,282 @@ class MessageService:
         if pk is None:
             raise NotFound(f"no {direction.value.lower()} message {message_id}")
         return int(pk)
+
+    # ------------------------------------------------------------------ the network (AS4)
+
+    async def network_duplicate(
+        self, as4_message_id: str, sbd_instance_id: str
+    ) -> tuple[str, bytes | None, str | None] | None:
+        """An inbound AS4 message seen before: ``("as4", receipt, content type)`` for the same
+        AS4 message id (the receipt given then goes out again), ``("sbd", None, None)`` for an
+        SBD already received under another AS4 message id (a new receipt, no second delivery).
+        """
+        async with self.database.read() as connection:
+            found = (
+                await connection.execute(
+                    sa.select(
+                        as4_exchanges.c.as4_message_id,
+                        as4_exchanges.c.receipt,
+                        as4_exchanges.c.receipt_content_type,
+                    )
+                    .where(
+                        as4_exchanges.c.direction == Direction.INCOMING.value,
+                        sa.or_(
+                            as4_exchanges.c.as4_message_id == as4_message_id,
+                            as4_exchanges.c.sbd_instance_id == sbd_instance_id,
+                        ),
+                    )
+                    .order_by(as4_exchanges.c.id)
+                )
+            ).all()
+        for row in found:
+            if row.as4_message_id == as4_message_id:
+                return ("as4", row.receipt, row.receipt_content_type)
+        return ("sbd", None, None) if found else None
+
+    async def accept_from_network(
+        self,
+        document: StandardBusinessDocument,
+        *,
+        files: Sequence[NetworkFile],
+        as4_message_id: str,
+        peer: str,
+        receipt: bytes,
+        receipt_content_type: str,
+    ) -> NetworkAcceptance:
+        """Store a message another access point delivered, before its receipt is given.
+
+        In one transaction: the exchange (with the receipt, for duplicates), and by what the
+        SBD is: a ``status`` message records its status on the outgoing message it is about;
+        anything else becomes an INCOMING message at INNKOMMENDE_MOTTATT in the receiver's
+        inbox, with its files (a document package stays as it came: popped as is), and an
+        ``arkivmelding_kvittering`` also marks its original LEST. A repeat of the same AS4
+        message id or SBD instance id stores nothing new (``duplicate``).
+        """
+        now = self.clock()
+        parsed = self._parse(document, now)
+        async with self.database.transaction() as connection:
+            recorded = await connection.execute(
+                insert_ignore(connection, as4_exchanges, "direction", "as4_message_id"),
+                {
+                    "direction": Direction.INCOMING.value,
+                    "as4_message_id": as4_message_id,
+                    "sbd_instance_id": parsed.message_id,
+                    "message_pk": None,
+                    "peer": peer[:200],
+                    "receipt": receipt,
+                    "receipt_content_type": receipt_content_type,
+                    "created_at": now,
+                },
+            )
+            if recorded.rowcount == 0:
+                return NetworkAcceptance(parsed.message_id, duplicate=True)
+            if parsed.message_type == "status":
+                about = await self._status_from_network(connection, parsed, now)
+                return NetworkAcceptance(parsed.message_id, duplicate=False, status_of=about)
+            sbd_json = json.dumps(parsed.stored_json, ensure_ascii=False, separators=(",", ":"))
+            row = (
+                await connection.execute(
+                    _insert_message(connection),
+                    {
+                        "message_id": parsed.message_id,
+                        "conversation_id": parsed.conversation_id,
+                        "direction": Direction.INCOMING.value,
+                        "sender": parsed.sender,
+                        "sender_org": party_key(parsed.sender),
+                        "receiver": parsed.receiver,
+                        "receiver_org": party_key(parsed.receiver),
+                        "service_identifier": parsed.service_identifier.value,
+                        "process": parsed.process,
+                        "document_type": parsed.document_type,
+                        "message_type": parsed.message_type,
+                        "sbd_json": sbd_json,
+                        "content_hash": parsed.content_hash,
+                        "status": MessageStatus.INNKOMMENDE_MOTTATT.value,
+                        "finished": False,
+                        "created_at": now,
+                        "last_update": now,
+                        "expires_at": parsed.expires_at,
+                    },
+                )
+            ).first()
+            if row is None:  # the SBD came before under another AS4 message id
+                return NetworkAcceptance(parsed.message_id, duplicate=True)
+            await connection.execute(
+                as4_exchanges.update()
+                .where(
+                    as4_exchanges.c.direction == Direction.INCOMING.value,
+                    as4_exchanges.c.as4_message_id == as4_message_id,
+                )
+                .values(message_pk=row.id)
+            )
+            if files:
+                await connection.execute(
+                    _INSERT_FILE,
+                    [
+                        {
+                            "message_pk": row.id,
+                            "filename": f.filename,
+                            "mime_type": f.mime_type,
+                            "title": None,
+                            "primary": index == 0,
+                            "size": f.stored.size,
+                            "sha256": f.stored.sha256,
+                            "storage_id": f.stored.storage_id,
+                            "created_at": now,
+                            "role": f.role,
+                        }
+                        for index, f in enumerate(files)
+                    ],
+                )
+            await self._insert_conversation(connection, row.id, Direction.INCOMING, parsed, now)
+            await write_status_events(
+                connection,
+                [
+                    (
+                        row.id,
+                        parsed.message_id,
+                        Direction.INCOMING,
+                        MessageStatus.INNKOMMENDE_MOTTATT,
+                        f"Mottatt fra aksesspunkt {peer}"[:500],
+                        None,
+                    )
+                ],
+                now=now,
+            )
+            read_receipt = await self._business_receipt(connection, row, now)
+        return NetworkAcceptance(parsed.message_id, duplicate=False, read_receipt=read_receipt)
+
+    async def _status_from_network(
+        self, connection: AsyncConnection, parsed: _Parsed, now: datetime
+    ) -> str | None:
+        """A ``status`` message about one of our outgoing messages (same conversation, the
+        parties the other way round): its status recorded there; the message id, or None."""
+        body = parsed.stored_json.get("status")
+        value = body.get("status") if isinstance(body, dict) else None
+        try:
+            status = MessageStatus(str(value))
+        except ValueError:
+            raise InvalidInput(
+                f"status: {value!r} is not a status of the eFormidling vocabulary",
+                rule="status",
+            ) from None
+        if status not in (MessageStatus.LEVERT, MessageStatus.FEIL, MessageStatus.ANNET):
+            raise InvalidInput(
+                f"status: {status.value} is not a status a receiving access point reports",
+                rule="status",
+            )
+        original = (
+            await connection.execute(
+                sa.select(messages.c.id, messages.c.message_id).where(
+                    messages.c.conversation_id == parsed.conversation_id,
+                    messages.c.direction == Direction.OUTGOING.value,
+                    messages.c.sender_org == party_key(parsed.receiver),
+                    messages.c.receiver_org == party_key(parsed.sender),
+                    messages.c.message_type != "status",
+                )
+            )
+        ).first()
+        if original is None:
+            return None
+        description = body.get("description") if isinstance(body, dict) else None
+        await record_status(
+            connection,
+            message_pk=original.id,
+            message_id=original.message_id,
+            direction=Direction.OUTGOING,
+            status=status,
+            now=now,
+            description=str(description)[:500] if description else None,
+            raw_receipt=json.dumps(parsed.stored_json, ensure_ascii=False)[:100_000],
+        )
+        return str(original.message_id)
+
+    async def outgoing_for_network(self, message_id: str) -> tuple[Any, list[Any]]:
+        """The outgoing message's row and its files' rows, for a channel that sends it."""
+        async with self.database.read() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(*_ROW_COLUMNS).where(
+                        messages.c.message_id == message_id,
+                        messages.c.direction == Direction.OUTGOING.value,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no outgoing message {message_id}")
+            files = (
+                await connection.execute(
+                    sa.select(message_files)
+                    .where(message_files.c.message_pk == row.id)
+                    .order_by(message_files.c.id)
+                )
+            ).all()
+        return row, list(files)
+
+    async def record_network_send(
+        self,
+        message_id: str,
+        *,
+        as4_message_id: str,
+        peer: str,
+        receipt: bytes,
+        receipt_content_type: str,
+        claim: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
+    ) -> bool:
+        """The receiving access point's receipt for an outgoing message: SENDT and MOTTATT
+        (it has stored the message), and the exchange, in one transaction with the job's
+        ``claim``. False when the claim was taken already (nothing recorded)."""
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            if claim is not None and not await claim(connection):
+                return False
+            pk = await self._pk(connection, message_id, Direction.OUTGOING)
+            await connection.execute(
+                insert_ignore(connection, as4_exchanges, "direction", "as4_message_id"),
+                {
+                    "direction": Direction.OUTGOING.value,
+                    "as4_message_id": as4_message_id,
+                    "sbd_instance_id": message_id,
+                    "message_pk": pk,
+                    "peer": peer[:200],
+                    "receipt": receipt,
+                    "receipt_content_type": receipt_content_type,
+                    "created_at": now,
+                },
+            )
+            for status, description in (
+                (MessageStatus.SENDT, f"Sendt til aksesspunkt {peer}"),
+                (MessageStatus.MOTTATT, f"Kvittering fra aksesspunkt {peer}"),
+            ):
+                await record_status(
+                    connection,
+                    message_pk=pk,
+                    message_id=message_id,
+                    direction=Direction.OUTGOING,
+                    status=status,
+                    now=now,
+                    description=description[:500],
+                )
+        return True
+
+    async def received_over_network(self, message_id: str) -> tuple[Any, str] | None:
+        """An incoming message that came over AS4: (its row, the access point it came from)."""
+        async with self.database.read() as connection:
+            found = (
+                await connection.execute(
+                    sa.select(*_ROW_COLUMNS, as4_exchanges.c.peer)
+                    .select_from(
+                        messages.join(as4_exchanges, as4_exchanges.c.message_pk == messages.c.id)
+                    )
+                    .where(
+                        messages.c.message_id == message_id,
+                        messages.c.direction == Direction.INCOMING.value,
+                        as4_exchanges.c.direction == Direction.INCOMING.value,
+                    )
+                )
+            ).first()
+        return None if found is None else (found, str(found.peer))
 
     async def mark_failed(
         self,

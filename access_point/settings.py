@@ -34,6 +34,15 @@ BUDSTIKKE_WEBHOOK_MAX_ATTEMPTS  attempts before a webhook delivery is given up (
 BUDSTIKKE_WEBHOOK_ALLOWED_NETWORKS
                                 CIDRs push endpoints may resolve to (default: any address but
                                 link-local, multicast, unspecified and reserved ones)
+BUDSTIKKE_PKI_DIR               the access point's keys and certificates (``budstikke pki init``
+                                layout; ``<data_dir>/pki``)
+BUDSTIKKE_AP_NAME               which access point this is: its certificate's CN (PNO000001)
+BUDSTIKKE_AP_TRUST              PEM files other access points' certificates must chain to, the
+                                anchor first, then intermediates, separated by ``:`` (default:
+                                the PKI's root, AP CA and organisation CA)
+BUDSTIKKE_AS4_DIRECTORY         participant → AS4 endpoint directory, JSON (see
+                                docs/configuration.md; ``<data_dir>/directory.json`` if present)
+BUDSTIKKE_AS4_MAX_REQUEST       largest AS4 request accepted, bytes (1 GiB)
 ==============================  =================================================================
 """
 
@@ -91,6 +100,18 @@ class Settings:
     #: networks webhook push endpoints may resolve to; empty = any but link-local, multicast,
     #: unspecified and reserved addresses (see access_point/destinations.py)
     webhook_allowed_networks: str = ""
+    #: where the access point's keys live (``budstikke pki init`` layout); default data_dir/pki
+    pki_dir: Path | None = None
+    #: which access point this is: its certificate's CN, ``<pki_dir>/access-points/<name>.pem``
+    ap_name: str = "PNO000001"
+    #: PEM files (separated by ``os.pathsep``) of the trust anchors and intermediates other
+    #: access points' certificates must chain to; default the PKI's root and AP CA
+    ap_trust: str = ""
+    #: the participant → AS4 endpoint directory (JSON, see docs/configuration.md); default
+    #: ``<data_dir>/directory.json`` when it exists
+    as4_directory: str = ""
+    #: largest AS4 request accepted (bytes; larger requests are refused before reading)
+    as4_max_request: int = 1 << 30
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -104,6 +125,7 @@ class Settings:
             "max_multipart_size",
             "worker_concurrency",
             "database_pool_size",
+            "as4_max_request",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"BUDSTIKKE_{name.upper()} must be positive")
@@ -112,6 +134,18 @@ class Settings:
     def embedded(self) -> bool:
         """True for the embedded default: the queue lives in the database."""
         return self.amqp_url is None
+
+    @property
+    def pki_path(self) -> Path:
+        return self.pki_dir if self.pki_dir is not None else self.data_dir / "pki"
+
+    @property
+    def directory_path(self) -> Path | None:
+        """The AS4 directory file, when there is one."""
+        if self.as4_directory:
+            return Path(self.as4_directory)
+        default = self.data_dir / "directory.json"
+        return default if default.exists() else None
 
     @property
     def database_is_sqlite(self) -> bool:
@@ -166,9 +200,17 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         if text is None or text == "":
             continue
         name = f.name.upper()
-        if f.name == "data_dir":
+        if f.name in ("data_dir", "pki_dir"):
             values[f.name] = Path(text)
-        elif f.name in ("database_url", "host", "queue_name", "webhook_allowed_networks"):
+        elif f.name in (
+            "database_url",
+            "host",
+            "queue_name",
+            "webhook_allowed_networks",
+            "ap_name",
+            "ap_trust",
+            "as4_directory",
+        ):
             values[f.name] = text
         elif f.name == "amqp_url":
             values[f.name] = Secret(text.encode())

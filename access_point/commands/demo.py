@@ -9,7 +9,8 @@ client each, and then, over HTTP exactly as case systems would:
 3. the receiver answers with an ``arkivmelding_kvittering`` in the same conversation;
 
 and prints the sender's status timeline (OPPRETTET → SENDT → MOTTATT → LEVERT → LEST) and
-where to look next. ``budstikke demo envelope`` runs the envelope round trip on its own.
+where to look next. ``budstikke demo network`` runs the exchange between two access points over
+AS4; ``budstikke demo envelope`` runs the envelope round trip on its own.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from aiohttp import web
 from access_point.app import create_runtime
 from access_point.client import ApiClient
 from access_point.commands import demo_envelope
+from access_point.commands.demo_network import network_demo
 from access_point.commands.exchange import nextmove_sbd
 from access_point.settings import load_settings
 from adapters.noark import minimal_arkivmelding
@@ -53,9 +55,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "what",
         nargs="?",
-        choices=("service", "envelope"),
+        choices=("service", "network", "envelope"),
         default="service",
-        help="service (default): the end-to-end exchange; envelope: the envelope round trip",
+        help="service (default): the end-to-end exchange on one access point; network: two "
+        "access points exchanging over AS4; envelope: the envelope round trip",
     )
     p.add_argument(
         "--dir",
@@ -69,6 +72,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.what == "envelope":
         return demo_envelope.run(args)
+    if args.what == "network":
+        return asyncio.run(network_demo(args.dir, _free_port, _step, _wait_for))
     return asyncio.run(_service_demo(args.dir))
 
 

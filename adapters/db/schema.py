@@ -27,8 +27,8 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "BigId",
     "UtcDateTime",
-    "as4_exchanges",
     "api_clients",
+    "as4_exchanges",
     "conversations",
     "jobs",
     "message_files",
@@ -342,9 +342,7 @@ as4_exchanges = sa.Table(
     sa.Column("direction", sa.String(8), nullable=False),
     sa.Column("as4_message_id", sa.String(255), nullable=False),
     sa.Column("sbd_instance_id", sa.String(64), nullable=False),
-    sa.Column(
-        "message_pk", BigId, sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=True
-    ),
+    sa.Column("message_pk", BigId, sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
     #: the other access point's name (its certificate's CN)
     sa.Column("peer", sa.String(200), nullable=False),
     #: inbound: the signed receipt given; outbound: the receipt received

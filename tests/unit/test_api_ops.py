@@ -96,6 +96,8 @@ async def test_every_registered_route_is_in_the_document(setup: Wired) -> None:
     for resource in setup.runtime.app.router.resources():
         info = resource.get_info()
         path = info.get("path") or info.get("formatter")
+        if path == "/as4":
+            continue  # the AS4 endpoint speaks ebMS to other access points, not the business API
         assert path in document["paths"], path
 
 

@@ -1,0 +1,493 @@
+"""AS4 between access points: the ``POST /as4`` endpoint (corner 3) and the AS4 channel (corner 2).
+
+Inbound: the request body is spooled (to disk past a few MB), verified and opened by the AS4
+core on a worker thread, the SBD checked with the envelope rules and against the ebMS header,
+its signature verified when it carries one; then the message is **stored before the receipt is
+given**, in one transaction with the receipt itself, so a duplicate (same AS4 message id) gets
+that receipt again and a re-sent SBD (same instance id, new AS4 message) is never delivered
+twice. A refusal is a signed ebMS error with the code the core chose, logged with the reason.
+
+Outbound: the ``send`` job of a message whose receiver is not hosted here goes to the receiver's
+access point from the directory (:mod:`access_point.directory`): the SBD signed with our key,
+the files as a signed ASiC-E (encrypted end to end when the receiving organisation has a
+certificate) as a second payload, posted, and the receipt verified, signature and references
+both. Connection failures and 5xx answers are transient (retried with backoff; a per-endpoint
+circuit breaker stops hammering a dead access point); an ebMS error or a receipt that does not
+prove delivery ends the message FEIL with the reason.
+
+Status back: when the receiving system acknowledges a message that came over AS4, a ``status``
+SBD (LEVERT) goes back the same way; a kvittering is an ordinary message that marks LEST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import aiohttp
+from aiohttp import web
+from cryptography import x509
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from access_point.as4 import (
+    As4Error,
+    Attachment,
+    ErrorSignalReceived,
+    Identifier,
+    InboundMessage,
+    OtherError,
+    ReceiveOptions,
+    Routing,
+    SendFailed,
+    TrustPolicy,
+    ValueInconsistent,
+    build_error,
+    build_receipt,
+    build_user_message,
+    check_response,
+    receive_user_message,
+)
+from access_point.directory import CircuitBreaker, Directory, Endpoint
+from access_point.messages import MessageService, NetworkFile, party_key
+from access_point.statuses import MessageStatus
+from adapters.files import FileStore, StoredFile
+from sbdh.errors import (
+    InvalidInput,
+    NoRoute,
+    PayloadTooLarge,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from sbdh.identifiers import NationalId, ParticipantId
+from sbdh.jsonform import read_python
+from sbdh.model import BusinessMessage, JsonObject, StandardBusinessDocument, eformidling_sbd
+from sbdh.package import PackageFile, seal_package, write_container
+from sbdh.pki import Credential
+from sbdh.rules import Profile, check_sbd
+from sbdh.signing import sign_sbd, verify_sbd
+from sbdh.trust import TrustStore
+from sbdh.xmlform import sbd_to_xml
+
+__all__ = ["AS4_PATH", "SBD_SIGNATURE", "As4Network"]
+
+log = logging.getLogger(__name__)
+
+AS4_PATH = "/as4"
+#: the namespace of an enveloped XMLDSig on an SBD (ours sign every SBD they send)
+SBD_SIGNATURE = b"http://www.w3.org/2000/09/xmldsig#"
+#: what the document package travels as (the second payload)
+ASIC_MIME = "application/vnd.etsi.asic-e+zip"
+CMS_MIME = "application/cms"
+_SPOOL = 8 * 1024 * 1024
+_EFORMIDLING = ("urn:no:difi:", "urn:fdc:digdir.no:")
+_CHUNK = 1024 * 1024
+#: the status message a receiving access point sends back (eFormidling's vocabulary)
+STATUS_STANDARD = "urn:no:difi:eformidling:xsd::status"
+STATUS_PROCESS = "urn:no:difi:profile:arkivmelding:response:ver1.0"
+
+
+@dataclass
+class As4Network:
+    """The AS4 edge of one access point: its key, the anchors it trusts, where others are."""
+
+    service: MessageService
+    files: FileStore
+    credential: Credential
+    trust: TrustStore
+    directory: Directory
+    max_request: int = 1 << 30
+    timeout: float = 60.0
+    breaker: CircuitBreaker | None = None
+    _session: aiohttp.ClientSession | None = None
+
+    def __post_init__(self) -> None:
+        if self.breaker is None:
+            self.breaker = CircuitBreaker()
+
+    @property
+    def name(self) -> str:
+        names = self.credential.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        return str(names[0].value)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=10)
+            )
+        return self._session
+
+    # ------------------------------------------------------------------ inbound (corner 3)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``POST /as4``: a signed receipt, or a signed ebMS error; never a stack trace."""
+        now = datetime.now(UTC)
+        if request.content_length is not None and request.content_length > self.max_request:
+            raise PayloadTooLarge(
+                f"the AS4 request is larger than {self.max_request} bytes", rule="as4-size"
+            )
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as body:
+            size = 0
+            async for chunk in request.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > self.max_request:
+                    raise PayloadTooLarge(
+                        f"the AS4 request is larger than {self.max_request} bytes",
+                        rule="as4-size",
+                    )
+                body.write(chunk)
+            body.seek(0)
+            hosted = await self.service.hosted_organisations()
+            try:
+                inbound = await asyncio.to_thread(
+                    receive_user_message,
+                    body,
+                    request.headers.get("Content-Type"),
+                    credential=self.credential,
+                    trust=self.trust,
+                    now=now,
+                    options=ReceiveOptions(max_payloads=2),
+                    serves=lambda routing: party_key(routing.receiver.value) in hosted,
+                )
+            except As4Error as refusal:
+                return await self._refuse(refusal, request, now)
+            with inbound:
+                try:
+                    return await self._accept(inbound, now)
+                except As4Error as refusal:
+                    return await self._refuse(refusal, request, now)
+
+    async def _refuse(
+        self, refusal: As4Error, request: web.Request, now: datetime
+    ) -> web.StreamResponse:
+        log.warning(
+            "AS4 message %s from %s refused: %s %s",
+            refusal.ref_to_message_id or "(unknown id)",
+            request.remote,
+            refusal.ebms_code,
+            refusal,
+        )
+        signal = await asyncio.to_thread(build_error, refusal, signer=self.credential, now=now)
+        return web.Response(body=signal.body, content_type=None, headers=_ct(signal.content_type))
+
+    async def _accept(self, inbound: InboundMessage, now: datetime) -> web.StreamResponse:
+        payloads = inbound.payloads
+        sbd_xml = await asyncio.to_thread(payloads[0].read_bytes)
+        document = await asyncio.to_thread(self._check_sbd, sbd_xml, inbound, now)
+        peer = inbound.user_message.from_party.party_id
+        seen = await self.service.network_duplicate(
+            inbound.message_id, document.header.document_identification.instance_identifier
+        )
+        if seen is not None and seen[0] == "as4" and seen[1] is not None:
+            log.info("AS4 message %s again: the receipt given then", inbound.message_id)
+            return web.Response(body=seen[1], content_type=None, headers=_ct(seen[2] or ""))
+        receipt = await asyncio.to_thread(
+            build_receipt,
+            inbound.message_id,
+            inbound.references,
+            signer=self.credential,
+            now=now,
+        )
+        stored: list[StoredFile] = []
+        try:
+            if seen is None:
+                stored = await self._store_payloads(inbound, sbd_xml)
+            files = _network_files(inbound, stored)
+            accepted = await self.service.accept_from_network(
+                document,
+                files=files,
+                as4_message_id=inbound.message_id,
+                peer=peer,
+                receipt=receipt.body,
+                receipt_content_type=receipt.content_type,
+            )
+        except BaseException:
+            for done in stored:
+                await self.files.delete(done.storage_id)
+            raise
+        if accepted.duplicate:
+            for done in stored:
+                await self.files.delete(done.storage_id)
+            log.info("SBD %s again (AS4 %s): not delivered twice", accepted.message_id, peer)
+        return web.Response(body=receipt.body, content_type=None, headers=_ct(receipt.content_type))
+
+    def _check_sbd(
+        self, sbd_xml: bytes, inbound: InboundMessage, now: datetime
+    ) -> StandardBusinessDocument:
+        """The envelope rules, our signature when there is one, and agreement with the ebMS
+        header (originalSender, finalRecipient, document type, process)."""
+        try:
+            if SBD_SIGNATURE in sbd_xml:
+                verify_sbd(sbd_xml, self.trust, at=now)
+            document = check_sbd(sbd_xml, Profile.AUTO)
+        except InvalidInput as exc:
+            raise OtherError(f"the SBD is not acceptable: {exc}") from exc
+        header = document.header
+        routing = inbound.routing
+        if header.sender is None or header.receiver is None:
+            raise ValueInconsistent("the SBD names no sender or no receiver")
+        pairs = (
+            ("originalSender", header.sender.value, routing.sender.value),
+            ("finalRecipient", header.receiver.value, routing.receiver.value),
+        )
+        for name, in_sbd, in_ebms in pairs:
+            if party_key(in_sbd) != party_key(in_ebms):
+                raise ValueInconsistent(f"{name} {in_ebms} does not agree with the SBD's {in_sbd}")
+        return document
+
+    async def _store_payloads(self, inbound: InboundMessage, sbd_xml: bytes) -> list[StoredFile]:
+        stored = [await self.files.write_bytes(sbd_xml)]
+        for payload in inbound.payloads[1:]:
+            stored.append(await self.files.write(_chunks(payload.iter_chunks()), max_size=1 << 40))
+        return stored
+
+    # ------------------------------------------------------------------ outbound (corner 2)
+
+    def can_reach(self, receiver: str) -> bool:
+        return self.directory.lookup(receiver) is not None
+
+    async def send(
+        self,
+        message_id: str,
+        *,
+        claim: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
+    ) -> bool:
+        """Send an outgoing message to its receiver's access point; True when it went now,
+        False when its job's claim was taken already."""
+        row, files = await self.service.outgoing_for_network(message_id)
+        endpoint = self.directory.lookup(row.receiver)
+        if endpoint is None:
+            raise NoRoute(f"receiver {row.receiver} is not served here and not in the directory")
+        if row.sent_at is None:
+            raise PermanentDeliveryError(f"message {message_id} has not been sent")
+        if row.status in (MessageStatus.FEIL.value, MessageStatus.LEVETID_UTLOPT.value):
+            raise PermanentDeliveryError(f"message {message_id} is {row.status}: not sent")
+        now = datetime.now(UTC)
+        if row.expires_at is not None and now >= row.expires_at:
+            raise PermanentDeliveryError(f"message {message_id}'s lifetime ended unsent")
+        document = _document(row.sbd_json)
+        package = None
+        if files:
+            package = await asyncio.to_thread(self._package, row, files, endpoint, now)
+        try:
+            receipt, content_type, as4_id = await self._post(
+                document, endpoint, now, package, message_id
+            )
+        finally:
+            if package is not None:
+                package[0].close()
+        return await self.service.record_network_send(
+            message_id,
+            as4_message_id=as4_id,
+            peer=endpoint.access_point,
+            receipt=receipt,
+            receipt_content_type=content_type,
+            claim=claim,
+        )
+
+    async def send_status(self, message_id: str, status: MessageStatus) -> None:
+        """Tell the sending access point that an incoming message reached ``status``."""
+        found = await self.service.received_over_network(message_id)
+        if found is None:
+            return
+        row, _peer = found
+        endpoint = self.directory.lookup(row.sender)
+        if endpoint is None:
+            raise NoRoute(f"no access point for {row.sender} in the directory: status not sent")
+        now = datetime.now(UTC)
+        document = eformidling_sbd(
+            sender=row.receiver,
+            receiver=row.sender,
+            message=BusinessMessage(
+                "status",
+                JsonObject.of(
+                    {
+                        "status": status.value,
+                        "description": f"{status.value} for {message_id}",
+                    }
+                ),
+            ),
+            standard=STATUS_STANDARD,
+            process=STATUS_PROCESS,
+            conversation_id=row.conversation_id,
+            instance_identifier=str(uuid.uuid4()),
+            created=now,
+            expected_response=now.replace(year=now.year + 1),
+        )
+        await self._post(document, endpoint, now, None, message_id)
+
+    def _package(
+        self, row: Any, files: list[Any], endpoint: Endpoint, now: datetime
+    ) -> tuple[IO[bytes], str]:
+        """The message's files as a signed ASiC-E, encrypted to the receiving organisation
+        when it has a certificate; a spooled file and its MIME type."""
+        out = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned open
+        with contextlib.ExitStack() as stack:
+            sources = [
+                PackageFile(
+                    f.filename,
+                    stack.enter_context(self.files.open(f.storage_id)),
+                    f.mime_type,
+                    f.title,
+                )
+                for f in files
+            ]
+            main = next((f.filename for f in files if f.primary), files[0].filename)
+            common = {
+                "sender": _party(row.sender),
+                "receiver": _party(row.receiver),
+                "main_document": main,
+                "signer": self.credential,
+                "now": now,
+            }
+            if endpoint.organisation_certificate is not None:
+                seal_package(
+                    sources,
+                    recipient_certificate=endpoint.organisation_certificate,
+                    out=out,  # type: ignore[arg-type]
+                    **common,
+                )
+                mime = CMS_MIME
+            else:
+                write_container(sources, out=out, **common)
+                mime = ASIC_MIME
+        out.seek(0)
+        return out, mime
+
+    async def _post(
+        self,
+        document: StandardBusinessDocument,
+        endpoint: Endpoint,
+        now: datetime,
+        package: tuple[IO[bytes], str] | None,
+        about: str,
+    ) -> tuple[bytes, str, str]:
+        """Sign, build, post, and check the receipt; (receipt, content type, AS4 message id)."""
+        assert self.breaker is not None
+        if not self.breaker.allows(endpoint.url):
+            raise TransientDeliveryError(
+                f"{endpoint.access_point} at {endpoint.url} is failing: not tried for "
+                f"{self.breaker.retry_in(endpoint.url):.0f} s (circuit open)"
+            )
+        header = document.header
+        sbd_xml = sbd_to_xml(document)
+        if header.document_identification.standard.startswith(_EFORMIDLING):
+            # eFormidling's SBDs travel signed by the sending access point; a Peppol SBD stays
+            # as the envelope specification has it (no signature element after the payload)
+            sbd_xml = await asyncio.to_thread(sign_sbd, sbd_xml, self.credential)
+        assert header.sender is not None
+        assert header.receiver is not None
+        routing = Routing(
+            sender=Identifier.participant(header.sender.value),
+            receiver=Identifier.participant(header.receiver.value),
+            document_type=Identifier.document_type(
+                header.document_type_id.value
+                if header.document_type_id
+                else header.document_identification.standard
+            ),
+            process=Identifier.process(
+                header.process_id.value if header.process_id else header.process or ""
+            ),
+        )
+        attachments = () if package is None else (Attachment(package[0], package[1]),)
+        message = await asyncio.to_thread(
+            build_user_message,
+            sbd_xml,
+            routing=routing,
+            sender=self.credential,
+            receiver_certificate=endpoint.certificate,
+            now=now,
+            attachments=attachments,
+        )
+        with message:
+            try:
+                async with self._http().post(
+                    endpoint.url,
+                    data=_chunks(message.iter_chunks()),
+                    headers={"Content-Type": message.content_type},
+                ) as response:
+                    body = await response.read()
+                    content_type = response.headers.get("Content-Type", "")
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                self.breaker.failed(endpoint.url)
+                raise TransientDeliveryError(
+                    f"{endpoint.access_point} at {endpoint.url} did not answer: {exc!r}"
+                ) from exc
+            try:
+                await asyncio.to_thread(
+                    check_response,
+                    body,
+                    content_type,
+                    sent=message.sent,
+                    policy=TrustPolicy(store=self.trust, pinned=(endpoint.certificate,)),
+                    at=datetime.now(UTC),
+                )
+            except ErrorSignalReceived as exc:
+                self.breaker.succeeded(endpoint.url)  # it answered: the access point is up
+                raise PermanentDeliveryError(
+                    f"{endpoint.access_point} refused {about}: {exc.reason}"
+                ) from exc
+            except SendFailed as exc:
+                if status >= 500:
+                    self.breaker.failed(endpoint.url)
+                    raise TransientDeliveryError(
+                        f"{endpoint.access_point} answered {status}: {exc}"
+                    ) from exc
+                raise
+            self.breaker.succeeded(endpoint.url)
+            return body, content_type, message.message_id
+
+
+def _ct(content_type: str) -> dict[str, str]:
+    return {"Content-Type": content_type}
+
+
+async def _chunks(chunks: Any) -> AsyncIterator[bytes]:
+    """A synchronous chunk iterator (spooled, possibly on disk) as an async one."""
+    iterator = iter(chunks)
+    while True:
+        chunk = await asyncio.to_thread(next, iterator, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
+def _network_files(inbound: InboundMessage, stored: list[StoredFile]) -> list[NetworkFile]:
+    if not stored:
+        return []
+    files = []
+    if len(stored) > 1:
+        mime = inbound.payloads[1].mime_type or ASIC_MIME
+        name = "asic.zip" if mime == ASIC_MIME else "dokumentpakke.cms"
+        files.append(NetworkFile(stored[1], name, mime, role="package"))
+    else:
+        files.append(NetworkFile(stored[0], "sbd.xml", "application/xml"))
+    return files
+
+
+def _document(sbd_json: str) -> StandardBusinessDocument:
+    import json  # noqa: PLC0415
+
+    reading = read_python(json.loads(sbd_json))
+    if reading.document is None:
+        raise PermanentDeliveryError("the stored SBD cannot be read back")
+    return reading.document
+
+
+def _party(value: str) -> ParticipantId | NationalId:
+    key = party_key(value)
+    if len(key) == 11 and key.isdigit():
+        return NationalId(key)
+    return ParticipantId(value)
