@@ -125,6 +125,8 @@ __all__ = [
     "MessageQuery",
     "MessageService",
     "MessageView",
+    "NetworkAcceptance",
+    "NetworkFile",
     "Page",
     "PageRequest",
     "PoppedMessage",
@@ -132,6 +134,8 @@ __all__ = [
     "StatusView",
     "Upload",
     "format_timestamp",
+    "party_key",
+    "party_of",
 ]
 
 T = TypeVar("T")
@@ -649,7 +653,8 @@ async def _limited(
         yield chunk
 
 
-def _party(value: str) -> ParticipantId | NationalId:
+def party_of(value: str) -> ParticipantId | NationalId:
+    """The party a stored sender or receiver value names: a person (11 digits) or a participant."""
     key = party_key(value)
     if len(key) == 11 and key.isdigit():
         return NationalId(key)
@@ -814,6 +819,32 @@ def _insert_message(connection: AsyncConnection) -> Any:
         statement = base.returning(*_ROW_COLUMNS)
         _INSERT_MESSAGE[dialect] = statement
     return statement
+
+
+def _message_values(
+    parsed: _Parsed, sbd_json: str, direction: Direction, status: MessageStatus, now: datetime
+) -> dict[str, Any]:
+    """A new message row's values, from its parsed SBD."""
+    return {
+        "message_id": parsed.message_id,
+        "conversation_id": parsed.conversation_id,
+        "direction": direction.value,
+        "sender": parsed.sender,
+        "sender_org": party_key(parsed.sender),
+        "receiver": parsed.receiver,
+        "receiver_org": party_key(parsed.receiver),
+        "service_identifier": parsed.service_identifier.value,
+        "process": parsed.process,
+        "document_type": parsed.document_type,
+        "message_type": parsed.message_type,
+        "sbd_json": sbd_json,
+        "content_hash": parsed.content_hash,
+        "status": status.value,
+        "finished": False,
+        "created_at": now,
+        "last_update": now,
+        "expires_at": parsed.expires_at,
+    }
 
 
 def _message_view(
@@ -1194,24 +1225,9 @@ class MessageService:
             inserted = await connection.execute(
                 _insert_message(connection),
                 {
-                    "message_id": parsed.message_id,
-                    "conversation_id": parsed.conversation_id,
-                    "direction": Direction.OUTGOING.value,
-                    "sender": parsed.sender,
-                    "sender_org": sender_org,
-                    "receiver": parsed.receiver,
-                    "receiver_org": party_key(parsed.receiver),
-                    "service_identifier": parsed.service_identifier.value,
-                    "process": parsed.process,
-                    "document_type": parsed.document_type,
-                    "message_type": parsed.message_type,
-                    "sbd_json": sbd_json,
-                    "content_hash": parsed.content_hash,
-                    "status": MessageStatus.OPPRETTET.value,
-                    "finished": False,
-                    "created_at": now,
-                    "last_update": now,
-                    "expires_at": parsed.expires_at,
+                    **_message_values(
+                        parsed, sbd_json, Direction.OUTGOING, MessageStatus.OPPRETTET, now
+                    ),
                     "sent_at": None,
                     "locked_until": None,
                     "locked_by": None,
@@ -1619,24 +1635,9 @@ class MessageService:
                 inserted = await connection.execute(
                     _insert_message(connection),
                     {
-                        "message_id": parsed.message_id,
-                        "conversation_id": parsed.conversation_id,
-                        "direction": Direction.OUTGOING.value,
-                        "sender": parsed.sender,
-                        "sender_org": sender_org,
-                        "receiver": parsed.receiver,
-                        "receiver_org": party_key(parsed.receiver),
-                        "service_identifier": parsed.service_identifier.value,
-                        "process": parsed.process,
-                        "document_type": parsed.document_type,
-                        "message_type": parsed.message_type,
-                        "sbd_json": sbd_json,
-                        "content_hash": parsed.content_hash,
-                        "status": MessageStatus.OPPRETTET.value,
-                        "finished": False,
-                        "created_at": now,
-                        "last_update": now,
-                        "expires_at": parsed.expires_at,
+                        **_message_values(
+                            parsed, sbd_json, Direction.OUTGOING, MessageStatus.OPPRETTET, now
+                        ),
                         "sent_at": now,
                         "locked_until": None,
                         "locked_by": None,
@@ -1932,8 +1933,8 @@ class MessageService:
                 sink = io.BytesIO()
                 write_container(
                     sources,
-                    sender=_party(row.sender),
-                    receiver=_party(row.receiver),
+                    sender=party_of(row.sender),
+                    receiver=party_of(row.receiver),
                     main_document=main,
                     signer=signer,
                     out=sink,
@@ -1986,8 +1987,8 @@ class MessageService:
                 sink = _Sink()
                 write_container(
                     sources,
-                    sender=_party(row.sender),
-                    receiver=_party(row.receiver),
+                    sender=party_of(row.sender),
+                    receiver=party_of(row.receiver),
                     main_document=main,
                     signer=signer,
                     out=sink,
@@ -2091,18 +2092,17 @@ class MessageService:
         self, connection: AsyncConnection, row: Any, message_id: str, now: datetime, *, moved: bool
     ) -> None:
         """The acknowledgement's status events, outbox rows and conversation updates."""
-        events: list[dict[str, Any]] = []
-        directions: dict[int, Direction] = {}
+        events: list[_EventSpec] = []
         if moved:
-            directions[row.id] = Direction.INCOMING
             events.append(
-                {
-                    "message_pk": row.id,
-                    "status": MessageStatus.INNKOMMENDE_LEVERT.value,
-                    "description": None,
-                    "raw_receipt": None,
-                    "created_at": now,
-                }
+                (
+                    row.id,
+                    message_id,
+                    Direction.INCOMING,
+                    MessageStatus.INNKOMMENDE_LEVERT,
+                    None,
+                    None,
+                )
             )
         outgoing = (
             await connection.execute(
@@ -2145,51 +2145,24 @@ class MessageService:
                 },
             )
         if outgoing is not None:
-            directions[outgoing] = Direction.OUTGOING
             events.append(
-                {
-                    "message_pk": outgoing,
-                    "status": MessageStatus.LEVERT.value,
-                    "description": "Levert til mottakers fagsystem",
-                    "raw_receipt": None,
-                    "created_at": now,
-                }
-            )
-        if not events:
-            return
-        # once per (message, status): a conflicting row is skipped and not returned
-        inserted = sorted(
-            (
-                await connection.execute(
-                    insert_ignore(connection, status_events, "message_pk", "status")
-                    .values(events)
-                    .returning(
-                        status_events.c.id, status_events.c.message_pk, status_events.c.status
-                    )
-                )
-            ).all()
-        )
-        if not inserted:
-            return
-        await add_outbox_rows(
-            connection,
-            [
                 (
-                    OUTBOX_STATUS,
+                    outgoing,
                     message_id,
-                    status_payload(
-                        int(event_id), MessageStatus(status), directions[int(message_pk)]
-                    ),
+                    Direction.OUTGOING,
+                    MessageStatus.LEVERT,
+                    "Levert til mottakers fagsystem",
+                    None,
                 )
-                for event_id, message_pk, status in inserted
-            ],
-            now=now,
-        )
-        await connection.execute(
-            conversations.update()
-            .where(conversations.c.message_pk.in_([int(pk) for _, pk, _ in inserted]))
-            .values(last_update=now, finished=True)
-        )
+            )
+        # once per (message, status), with their outbox rows; a repeat writes nothing
+        inserted = await write_status_events(connection, events, now=now)
+        if inserted:
+            await connection.execute(
+                conversations.update()
+                .where(conversations.c.message_pk.in_([pk for _, pk, _ in inserted]))
+                .values(last_update=now, finished=True)
+            )
 
     # ------------------------------------------------------------------ channel operations
 
@@ -2497,26 +2470,13 @@ class MessageService:
             row = (
                 await connection.execute(
                     _insert_message(connection),
-                    {
-                        "message_id": parsed.message_id,
-                        "conversation_id": parsed.conversation_id,
-                        "direction": Direction.INCOMING.value,
-                        "sender": parsed.sender,
-                        "sender_org": party_key(parsed.sender),
-                        "receiver": parsed.receiver,
-                        "receiver_org": party_key(parsed.receiver),
-                        "service_identifier": parsed.service_identifier.value,
-                        "process": parsed.process,
-                        "document_type": parsed.document_type,
-                        "message_type": parsed.message_type,
-                        "sbd_json": sbd_json,
-                        "content_hash": parsed.content_hash,
-                        "status": MessageStatus.INNKOMMENDE_MOTTATT.value,
-                        "finished": False,
-                        "created_at": now,
-                        "last_update": now,
-                        "expires_at": parsed.expires_at,
-                    },
+                    _message_values(
+                        parsed,
+                        sbd_json,
+                        Direction.INCOMING,
+                        MessageStatus.INNKOMMENDE_MOTTATT,
+                        now,
+                    ),
                 )
             ).first()
             if row is None:  # the SBD came before under another AS4 message id

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import tempfile
 import uuid
@@ -55,7 +56,7 @@ from access_point.as4 import (
     receive_user_message,
 )
 from access_point.directory import CircuitBreaker, Directory, Endpoint
-from access_point.messages import MessageService, NetworkFile, party_key
+from access_point.messages import MessageService, NetworkFile, party_key, party_of
 from access_point.statuses import MessageStatus
 from adapters.files import FileStore, StoredFile
 from sbdh.errors import (
@@ -65,7 +66,6 @@ from sbdh.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from sbdh.identifiers import NationalId, ParticipantId
 from sbdh.jsonform import read_python
 from sbdh.model import BusinessMessage, JsonObject, StandardBusinessDocument, eformidling_sbd
 from sbdh.package import PackageFile, seal_package, write_container
@@ -345,8 +345,8 @@ class As4Network:
             ]
             main = next((f.filename for f in files if f.primary), files[0].filename)
             common = {
-                "sender": _party(row.sender),
-                "receiver": _party(row.receiver),
+                "sender": party_of(row.sender),
+                "receiver": party_of(row.receiver),
                 "main_document": main,
                 "signer": self.credential,
                 "now": now,
@@ -478,16 +478,7 @@ def _network_files(inbound: InboundMessage, stored: list[StoredFile]) -> list[Ne
 
 
 def _document(sbd_json: str) -> StandardBusinessDocument:
-    import json  # noqa: PLC0415
-
     reading = read_python(json.loads(sbd_json))
     if reading.document is None:
         raise PermanentDeliveryError("the stored SBD cannot be read back")
     return reading.document
-
-
-def _party(value: str) -> ParticipantId | NationalId:
-    key = party_key(value)
-    if len(key) == 11 and key.isdigit():
-        return NationalId(key)
-    return ParticipantId(value)
