@@ -58,7 +58,7 @@ from access_point.as4 import (
 from access_point.directory import CircuitBreaker, Directory, Endpoint
 from access_point.messages import MessageService, NetworkFile, party_key, party_of
 from access_point.statuses import MessageStatus
-from adapters.files import FileStore, StoredFile
+from adapters.files import FileStore
 from sbdh.errors import (
     InvalidInput,
     NoRoute,
@@ -199,11 +199,10 @@ class As4Network:
             signer=self.credential,
             now=now,
         )
-        stored: list[StoredFile] = []
+        files: list[NetworkFile] = []
         try:
             if seen is None:
-                stored = await self._store_payloads(inbound, sbd_xml)
-            files = _network_files(inbound, stored)
+                files = [await self._store_payload(inbound, sbd_xml)]
             accepted = await self.service.accept_from_network(
                 document,
                 files=files,
@@ -213,12 +212,10 @@ class As4Network:
                 receipt_content_type=receipt.content_type,
             )
         except BaseException:
-            for done in stored:
-                await self.files.delete(done.storage_id)
+            await self._forget(files)
             raise
         if accepted.duplicate:
-            for done in stored:
-                await self.files.delete(done.storage_id)
+            await self._forget(files)
             log.info("SBD %s again (AS4 %s): not delivered twice", accepted.message_id, peer)
         return web.Response(body=receipt.body, content_type=None, headers=_ct(receipt.content_type))
 
@@ -246,11 +243,20 @@ class As4Network:
                 raise ValueInconsistent(f"{name} {in_ebms} does not agree with the SBD's {in_sbd}")
         return document
 
-    async def _store_payloads(self, inbound: InboundMessage, sbd_xml: bytes) -> list[StoredFile]:
-        stored = [await self.files.write_bytes(sbd_xml)]
-        for payload in inbound.payloads[1:]:
-            stored.append(await self.files.write(_chunks(payload.iter_chunks()), max_size=1 << 40))
-        return stored
+    async def _store_payload(self, inbound: InboundMessage, sbd_xml: bytes) -> NetworkFile:
+        """What the receiving system will pop: the document package as it came (the second
+        payload), or, for a message of one payload, the SBD itself."""
+        if len(inbound.payloads) < 2:
+            return NetworkFile(await self.files.write_bytes(sbd_xml), "sbd.xml", "application/xml")
+        package = inbound.payloads[1]
+        mime = package.mime_type or ASIC_MIME
+        stored = await self.files.write(_chunks(package.iter_chunks()), max_size=1 << 40)
+        name = "asic.zip" if mime == ASIC_MIME else "dokumentpakke.cms"
+        return NetworkFile(stored, name, mime, role="package")
+
+    async def _forget(self, files: list[NetworkFile]) -> None:
+        for file in files:
+            await self.files.delete(file.stored.storage_id)
 
     # ------------------------------------------------------------------ outbound (corner 2)
 
@@ -462,19 +468,6 @@ async def _chunks(chunks: Any) -> AsyncIterator[bytes]:
         if chunk is None:
             return
         yield chunk
-
-
-def _network_files(inbound: InboundMessage, stored: list[StoredFile]) -> list[NetworkFile]:
-    if not stored:
-        return []
-    files = []
-    if len(stored) > 1:
-        mime = inbound.payloads[1].mime_type or ASIC_MIME
-        name = "asic.zip" if mime == ASIC_MIME else "dokumentpakke.cms"
-        files.append(NetworkFile(stored[1], name, mime, role="package"))
-    else:
-        files.append(NetworkFile(stored[0], "sbd.xml", "application/xml"))
-    return files
 
 
 def _document(sbd_json: str) -> StandardBusinessDocument:
