@@ -1,6 +1,6 @@
 """The event loop the long-running commands (``serve``, ``worker``) run on.
 
-uvloop when it is installed (``pip install budstikke[fast]``), asyncio's own loop otherwise.
+uvloop (a dependency on every platform but Windows), asyncio's own loop where it is missing.
 Every request and every job is a handful of database and broker round trips, and on the
 default loop each one costs a trip through Python-level transport code; uvloop does that part
 in C (libuv), which leaves more of each core to the service itself. Nothing depends on it:

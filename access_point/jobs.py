@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from access_point.statuses import MessageStatus
-from access_point.worker import Idempotency, JobFunction, JobKind
+from access_point.worker import Idempotency, JobClaim, JobFunction, JobKind
 from adapters.db.schema import api_clients, subscriptions
 from adapters.queue import Job
 from sbdh.errors import NoRoute
@@ -90,12 +90,7 @@ def _claim_for(
     """The job's idempotency key, to be claimed in the transaction of its effect."""
     if idempotency is None:
         return None
-    guard = idempotency
-
-    async def claim(connection: AsyncConnection) -> bool:
-        return await guard.claim(connection, job.key)
-
-    return claim
+    return JobClaim(idempotency, job.key)
 
 
 async def _always_idle(connection: AsyncConnection) -> bool:

@@ -65,7 +65,9 @@ from access_point.statuses import (
     can_transition,
     is_terminal,
 )
+from access_point.worker import JobClaim
 from adapters.db.engine import Database
+from adapters.db.groupcommit import GroupCommit, Ticket
 from adapters.db.repositories import (
     OUTBOX_SEND,
     OUTBOX_STATUS,
@@ -90,6 +92,7 @@ from adapters.db.schema import (
 from adapters.files import FileStore, StoredFile
 from adapters.noark import check_arkivmelding, kvittering_from_json, parse_arkivmelding
 from sbdh.errors import (
+    BusError,
     Conflict,
     EnvelopeError,
     Forbidden,
@@ -821,6 +824,82 @@ def _insert_message(connection: AsyncConnection) -> Any:
     return statement
 
 
+def _conversation_values(
+    pk: int, direction: Direction, parsed: _Parsed, now: datetime, *, title: str | None
+) -> dict[str, Any]:
+    """The conversations row of a new message."""
+    return {
+        "message_pk": pk,
+        "conversation_id": parsed.conversation_id,
+        "message_id": parsed.message_id,
+        "direction": direction.value,
+        "sender": parsed.sender,
+        "sender_identifier": party_key(parsed.sender),
+        "receiver": parsed.receiver,
+        "receiver_identifier": party_key(parsed.receiver),
+        "service_identifier": parsed.service_identifier.value,
+        "process": parsed.process,
+        "document_type": parsed.document_type,
+        "message_reference": parsed.conversation_id,
+        "message_title": title,
+        "finished": False,
+        "expiry": parsed.expires_at,
+        "last_update": now,
+    }
+
+
+_INSERT_EVENT_RETURNING_PK: dict[str, Any] = {}
+
+
+def _insert_event_returning_pk(connection: AsyncConnection) -> Any:
+    """``INSERT INTO status_events … ON CONFLICT DO NOTHING RETURNING id, message_pk``."""
+    dialect = connection.dialect.name
+    statement = _INSERT_EVENT_RETURNING_PK.get(dialect)
+    if statement is None:
+        base = insert_ignore(connection, status_events, "message_pk", "status")
+        statement = base.returning(status_events.c.id, status_events.c.message_pk)
+        _INSERT_EVENT_RETURNING_PK[dialect] = statement
+    return statement
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """A local delivery on its way into a group-commit round."""
+
+    message_id: str
+    claim: Callable[[AsyncConnection], Awaitable[bool]] | None
+
+
+class _RoundConflict(Exception):
+    """A round that must be written item by item instead (see :class:`GroupCommit`)."""
+
+
+_INSERT_COPY: dict[str, Any] = {}
+
+
+def _insert_copy(connection: AsyncConnection) -> Any:
+    """``INSERT INTO messages … ON CONFLICT DO NOTHING RETURNING id, message_id``."""
+    dialect = connection.dialect.name
+    statement = _INSERT_COPY.get(dialect)
+    if statement is None:
+        base = insert_ignore(connection, messages, "message_id", "direction")
+        statement = base.returning(messages.c.id, messages.c.message_id)
+        _INSERT_COPY[dialect] = statement
+    return statement
+
+
+@dataclass(frozen=True)
+class _NewSend:
+    """A new outgoing message of the one-step send, on its way into a group-commit round."""
+
+    parsed: _Parsed
+    sbd_json: str
+    now: datetime
+    title: str | None
+    views: list[FileView]
+    stored: list[StoredFile]
+
+
 def _message_values(
     parsed: _Parsed, sbd_json: str, direction: Direction, status: MessageStatus, now: datetime
 ) -> dict[str, Any]:
@@ -968,6 +1047,14 @@ class MessageService:
         self.auth_cache_ttl = 5.0
         self._hosted: frozenset[str] = frozenset()
         self._hosted_until = 0.0
+        #: new one-step sends of concurrent requests, written one transaction per round
+        self._send_writer: GroupCommit[_NewSend, Any] = GroupCommit(
+            self._write_new_sends, max_batch=64, name="one-step send"
+        )
+        #: local deliveries of concurrent jobs, likewise
+        self._delivery_writer: GroupCommit[_Delivery, Any] = GroupCommit(
+            self._deliver_round, max_batch=32, name="local delivery"
+        )
 
     # ------------------------------------------------------------------ clients
 
@@ -1280,25 +1367,7 @@ class MessageService:
         title: str | None = None,
     ) -> None:
         await connection.execute(
-            _INSERT_CONVERSATION,
-            {
-                "message_pk": pk,
-                "conversation_id": parsed.conversation_id,
-                "message_id": parsed.message_id,
-                "direction": direction.value,
-                "sender": parsed.sender,
-                "sender_identifier": party_key(parsed.sender),
-                "receiver": parsed.receiver,
-                "receiver_identifier": party_key(parsed.receiver),
-                "service_identifier": parsed.service_identifier.value,
-                "process": parsed.process,
-                "document_type": parsed.document_type,
-                "message_reference": parsed.conversation_id,
-                "message_title": title,
-                "finished": False,
-                "expiry": parsed.expires_at,
-                "last_update": now,
-            },
+            _INSERT_CONVERSATION, _conversation_values(pk, direction, parsed, now, title=title)
         )
 
     async def _outgoing_row(
@@ -1628,89 +1697,135 @@ class MessageService:
         except (InvalidInput, PayloadTooLarge):
             return None  # the step-by-step path stores the message and then refuses it
         stored: list[StoredFile] = []
+        ticket: Ticket[_NewSend] | None = None
         try:
             for data in contents:
                 stored.append(await self.files.write_bytes(data))
-            async with self.database.transaction() as connection:
-                inserted = await connection.execute(
-                    _insert_message(connection),
-                    {
-                        **_message_values(
-                            parsed, sbd_json, Direction.OUTGOING, MessageStatus.OPPRETTET, now
-                        ),
-                        "sent_at": now,
-                        "locked_until": None,
-                        "locked_by": None,
-                        "acknowledged_at": None,
-                    },
-                )
-                row = inserted.first()
-                if row is None:
-                    raise _InUse()
-                await self._insert_conversation(
-                    connection,
-                    row.id,
-                    Direction.OUTGOING,
-                    parsed,
-                    now,
-                    title=title[:500] if title else None,
-                )
-                event_id = (
-                    await connection.execute(
-                        insert_ignore(
-                            connection, status_events, "message_pk", "status", returning="id"
-                        ),
-                        {
-                            "message_pk": row.id,
-                            "status": MessageStatus.OPPRETTET.value,
-                            "description": None,
-                            "raw_receipt": None,
-                            "created_at": now,
-                        },
-                    )
-                ).scalar_one()
-                if stored:
-                    await connection.execute(
-                        _INSERT_FILE,
-                        [
-                            {
-                                "message_pk": row.id,
-                                "filename": view.filename,
-                                "mime_type": view.mime_type,
-                                "title": view.title,
-                                "primary": view.primary,
-                                "size": done.size,
-                                "sha256": done.sha256,
-                                "storage_id": done.storage_id,
-                                "created_at": now,
-                            }
-                            for view, done in zip(views, stored, strict=True)
-                        ],
-                    )
-                # the status event's outbox row, then the send job's, as create and send write
-                await add_outbox_rows(
-                    connection,
-                    [
-                        (
-                            OUTBOX_STATUS,
-                            parsed.message_id,
-                            status_payload(event_id, MessageStatus.OPPRETTET, Direction.OUTGOING),
-                        ),
-                        (OUTBOX_SEND, parsed.message_id, {"direction": Direction.OUTGOING.value}),
-                    ],
-                    now=now,
-                )
+            ticket = Ticket(_NewSend(parsed, sbd_json, now, title, views, stored))
+            row = await self._send_writer.submit(ticket)
         except _InUse:
             await self._forget(stored)
             return None
         except BaseException:
-            await self._forget(stored)
+            if ticket is None or not ticket.committed:
+                await self._forget(stored)
             raise
         return _message_view(row, views)
 
     async def _forget(self, stored: Sequence[StoredFile]) -> None:
         for done in stored:
             await self.files.delete(done.storage_id)
+
+    async def _write_new_sends(self, items: Sequence[_NewSend]) -> list[Any]:
+        """One transaction for the new messages of a group-commit round (see
+        :meth:`_create_and_send_at_once`): one multi-row statement per table.
+
+        The outcome per item is its new row, or :class:`_InUse` when its message id is taken
+        (by a stored message, or by an earlier item of this round).
+        """
+        seen: set[str] = set()
+        fresh: list[_NewSend] = []
+        for item in items:
+            if item.parsed.message_id not in seen:
+                seen.add(item.parsed.message_id)
+                fresh.append(item)
+        async with self.database.transaction() as connection:
+            values = [
+                {
+                    **_message_values(
+                        item.parsed,
+                        item.sbd_json,
+                        Direction.OUTGOING,
+                        MessageStatus.OPPRETTET,
+                        item.now,
+                    ),
+                    "sent_at": item.now,
+                    "locked_until": None,
+                    "locked_by": None,
+                    "acknowledged_at": None,
+                }
+                for item in fresh
+            ]
+            statement = _insert_message(connection)
+            result = await connection.execute(statement, values[0] if len(values) == 1 else values)
+            by_id = {row.message_id: row for row in result.all()}
+            written = [item for item in fresh if item.parsed.message_id in by_id]
+            if written:
+                await self._write_new_send_rows(connection, written, by_id)
+        outcomes: list[Any] = []
+        claimed: set[str] = set()
+        for item in items:
+            message_id = item.parsed.message_id
+            if message_id in by_id and message_id not in claimed:
+                claimed.add(message_id)
+                outcomes.append(by_id[message_id])
+            else:
+                outcomes.append(_InUse())
+        return outcomes
+
+    async def _write_new_send_rows(
+        self, connection: AsyncConnection, items: Sequence[_NewSend], by_id: Mapping[str, Any]
+    ) -> None:
+        """The conversation, OPPRETTET event, file and outbox rows of new outgoing messages."""
+        await connection.execute(
+            _INSERT_CONVERSATION,
+            [
+                _conversation_values(
+                    by_id[item.parsed.message_id].id,
+                    Direction.OUTGOING,
+                    item.parsed,
+                    item.now,
+                    title=item.title[:500] if item.title else None,
+                )
+                for item in items
+            ],
+        )
+        events = [
+            {
+                "message_pk": by_id[item.parsed.message_id].id,
+                "status": MessageStatus.OPPRETTET.value,
+                "description": None,
+                "raw_receipt": None,
+                "created_at": item.now,
+            }
+            for item in items
+        ]
+        statement = _insert_event_returning_pk(connection)
+        result = await connection.execute(statement, events[0] if len(events) == 1 else events)
+        event_of = {row.message_pk: row.id for row in result.all()}
+        files = [
+            {
+                "message_pk": by_id[item.parsed.message_id].id,
+                "filename": view.filename,
+                "mime_type": view.mime_type,
+                "title": view.title,
+                "primary": view.primary,
+                "size": done.size,
+                "sha256": done.sha256,
+                "storage_id": done.storage_id,
+                "created_at": item.now,
+            }
+            for item in items
+            for view, done in zip(item.views, item.stored, strict=True)
+        ]
+        if files:
+            await connection.execute(_INSERT_FILE, files)
+        # per message the status event's outbox row, then the send job's, as create and send
+        # write them
+        rows: list[tuple[str, str, Mapping[str, Any]]] = []
+        for item in items:
+            event_id = event_of[by_id[item.parsed.message_id].id]
+            rows.append(
+                (
+                    OUTBOX_STATUS,
+                    item.parsed.message_id,
+                    status_payload(event_id, MessageStatus.OPPRETTET, Direction.OUTGOING),
+                )
+            )
+            rows.append(
+                (OUTBOX_SEND, item.parsed.message_id, {"direction": Direction.OUTGOING.value})
+            )
+        await add_outbox_rows(connection, rows, now=items[0].now)
 
     async def get_outgoing(self, client: Client, message_id: str) -> MessageView:
         async with self.database.read() as connection:
@@ -2182,50 +2297,127 @@ class MessageService:
         together; when it was taken already nothing happens. :class:`NoRoute` when the
         receiver is not served here; :class:`NotFound` for an unknown message.
 
-        About ten round trips: the outgoing row is read and locked once, the copy, its files
-        and its conversation are written from what the store holds (no values travel back and
-        forth), and the three status events and their outbox rows go in one statement each.
+        Deliveries running at the same time share transactions (group commit, see
+        :meth:`_deliver_round`): a worker with sixteen jobs in hand writes them in a few
+        rounds of one statement per table, not sixteen transactions of ten round trips.
         """
+        result: DeliveryResult = await self._delivery_writer.submit(
+            Ticket(_Delivery(message_id, claim))
+        )
+        return result
+
+    async def _deliver_round(self, items: Sequence[_Delivery]) -> list[Any]:
+        """One transaction for the deliveries of a group-commit round.
+
+        The outgoing rows are read and locked first, each item is judged alone (unknown,
+        unsent, ended or not hosted here: that item's exception, nothing claimed for it), the
+        idempotency keys of the rest are claimed in one statement, and what remains is written
+        with one statement per table. A round holding one message twice is refused whole, so
+        that each is delivered in a round of its own (the second finds the first's copy).
+        """
+        ids = [item.message_id for item in items]
+        if len(set(ids)) != len(ids):
+            raise _RoundConflict("one message twice in a round")
         now = self.clock()
+        outcomes: list[Any] = [None] * len(items)
         async with self.database.transaction() as connection:
-            if claim is not None and not await claim(connection):
-                return DeliveryResult(message_id, "", delivered=False, read_receipt=False)
-            row = (await connection.execute(self._deliver_select(), {"id": message_id})).first()
-            if row is None:
-                raise NotFound(f"no outgoing message {message_id}")
-            if row.sent_at is None:
-                raise Conflict(f"message {message_id} has not been sent", rule="messageId")
-            if row.status in _ENDED_UNSENT:
-                # FEIL or LEVETID_UTLOPT before it was handed over (a dead-lettered or expired
-                # job published again): the sender was told it failed, so it never arrives
-                raise Conflict(
-                    f"message {message_id} is {row.status}: not delivered", rule="status"
-                )
-            if not await self._hosts(connection, row.receiver_org):
-                raise NoRoute(f"receiver {row.receiver} is not served by this access point")
-            incoming_pk = (
-                await connection.execute(
-                    _insert_message(connection),
+            found = await connection.execute(self._deliver_select(), {"ids": sorted(ids)})
+            rows = {row.message_id: row for row in found.all()}
+            valid: list[int] = []
+            for index, item in enumerate(items):
+                row = rows.get(item.message_id)
+                problem = await self._undeliverable(connection, item.message_id, row)
+                if problem is not None:
+                    outcomes[index] = problem
+                else:
+                    valid.append(index)
+            claimed = await self._claim_deliveries(connection, [items[i] for i in valid])
+            todo: list[int] = []
+            for index in valid:
+                if items[index].message_id in claimed:
+                    todo.append(index)
+                else:
+                    outcomes[index] = DeliveryResult(
+                        items[index].message_id, "", delivered=False, read_receipt=False
+                    )
+            if todo:
+                done = await self._deliver_rows(connection, [rows[ids[i]] for i in todo], now)
+                for index, result in zip(todo, done, strict=True):
+                    outcomes[index] = result
+        return outcomes
+
+    async def _undeliverable(
+        self, connection: AsyncConnection, message_id: str, row: Any
+    ) -> BusError | None:
+        """Why the outgoing ``row`` cannot be delivered here; None when it can."""
+        if row is None:
+            return NotFound(f"no outgoing message {message_id}")
+        if row.sent_at is None:
+            return Conflict(f"message {message_id} has not been sent", rule="messageId")
+        if row.status in _ENDED_UNSENT:
+            # FEIL or LEVETID_UTLOPT before it was handed over (a dead-lettered or expired
+            # job published again): the sender was told it failed, so it never arrives
+            return Conflict(f"message {message_id} is {row.status}: not delivered", rule="status")
+        if not await self._hosts(connection, row.receiver_org):
+            return NoRoute(f"receiver {row.receiver} is not served by this access point")
+        return None
+
+    @staticmethod
+    async def _claim_deliveries(
+        connection: AsyncConnection, items: Sequence[_Delivery]
+    ) -> set[str]:
+        """The message ids of ``items`` whose job key this transaction claimed (or that came
+        without one): job claims in one statement, other claims one by one."""
+        claimed: set[str] = set()
+        by_guard: dict[int, tuple[Any, list[_Delivery]]] = {}
+        for item in items:
+            claim = item.claim
+            if claim is None:
+                claimed.add(item.message_id)
+            elif isinstance(claim, JobClaim):
+                by_guard.setdefault(id(claim.guard), (claim.guard, []))[1].append(item)
+            elif await claim(connection):
+                claimed.add(item.message_id)
+        for guard, group in by_guard.values():
+            keys = {item.claim.key: item.message_id for item in group}  # type: ignore[union-attr]
+            for key in await guard.claim_keys(connection, list(keys)):
+                claimed.add(keys[key])
+        return claimed
+
+    async def _deliver_rows(
+        self, connection: AsyncConnection, rows: Sequence[Any], now: datetime
+    ) -> list[DeliveryResult]:
+        """The incoming copies, their files and conversations, the status moves and events of
+        the deliverable outgoing ``rows`` (locked): one statement per table."""
+        values = [
+            {
+                **{c.name: row._mapping[c.name] for c in _COPIED_COLUMNS},
+                "direction": Direction.INCOMING.value,
+                "status": MessageStatus.INNKOMMENDE_MOTTATT.value,
+                "finished": False,
+                "created_at": now,
+                "last_update": now,
+            }
+            for row in rows
+        ]
+        inserted = await connection.execute(
+            _insert_copy(connection), values[0] if len(values) == 1 else values
+        )
+        incoming = {r.message_id: r.id for r in inserted.all()}
+        copied = [row for row in rows if row.message_id in incoming]
+        if copied:
+            await connection.execute(
+                _COPY_FILES,
+                [
+                    {"incoming_pk": incoming[row.message_id], "outgoing_pk": row.id, "now": now}
+                    for row in copied
+                ],
+            )
+            await connection.execute(
+                _COPY_CONVERSATION,
+                [
                     {
-                        **{c.name: row._mapping[c.name] for c in _COPIED_COLUMNS},
-                        "direction": Direction.INCOMING.value,
-                        "status": MessageStatus.INNKOMMENDE_MOTTATT.value,
-                        "finished": False,
-                        "created_at": now,
-                        "last_update": now,
-                    },
-                )
-            ).scalar_one_or_none()
-            events: list[_EventSpec] = []
-            read_receipt = False
-            if incoming_pk is not None:
-                await connection.execute(
-                    _COPY_FILES, {"incoming_pk": incoming_pk, "outgoing_pk": row.id, "now": now}
-                )
-                await connection.execute(
-                    _COPY_CONVERSATION,
-                    {
-                        "message_pk": incoming_pk,
+                        "message_pk": incoming[row.message_id],
                         "conversation_id": row.conversation_id,
                         "message_id": row.message_id,
                         "direction": Direction.INCOMING.value,
@@ -2241,13 +2433,20 @@ class MessageService:
                         "expiry": row.expires_at,
                         "last_update": now,
                         "outgoing_pk": row.id,
-                    },
-                )
+                    }
+                    for row in copied
+                ],
+            )
+        events: list[_EventSpec] = []
+        moves: list[dict[str, Any]] = []
+        for row in rows:
+            pk = incoming.get(row.message_id)
+            if pk is not None:
                 # the incoming copy starts at INNKOMMENDE_MOTTATT: its first event
                 events.append(
                     (
-                        incoming_pk,
-                        message_id,
+                        pk,
+                        row.message_id,
                         Direction.INCOMING,
                         MessageStatus.INNKOMMENDE_MOTTATT,
                         None,
@@ -2262,29 +2461,36 @@ class MessageService:
             ):
                 if can_transition(current, status, Direction.OUTGOING):
                     events.append(
-                        (row.id, message_id, Direction.OUTGOING, status, description, None)
+                        (row.id, row.message_id, Direction.OUTGOING, status, description, None)
                     )
                     current, moved = status, True
             if moved:
                 # the row is locked (FOR UPDATE): its status cannot have moved since it was read
-                finished = is_terminal(current)
-                await connection.execute(
-                    _SET_STATUS,
-                    {"pk": row.id, "new_status": current.value, "now": now, "done": finished},
-                )
-                await connection.execute(
-                    _SET_CONVERSATION, {"pk": row.id, "now": now, "done": finished}
-                )
-            await write_status_events(connection, events, now=now)
-            if incoming_pk is not None:
-                read_receipt = await self._business_receipt(connection, row, now)
-        return DeliveryResult(message_id, row.receiver, incoming_pk is not None, read_receipt)
+                moves.append({"pk": row.id, "new_status": current.value, "now": now, "done": False})
+                moves[-1]["done"] = is_terminal(current)
+        if moves:
+            await connection.execute(_SET_STATUS, moves)
+            await connection.execute(
+                _SET_CONVERSATION, [{k: m[k] for k in ("pk", "now", "done")} for m in moves]
+            )
+        await write_status_events(connection, events, now=now)
+        results: list[DeliveryResult] = []
+        for row in rows:
+            delivered = row.message_id in incoming
+            read_receipt = delivered and await self._business_receipt(connection, row, now)
+            results.append(DeliveryResult(row.message_id, row.receiver, delivered, read_receipt))
+        return results
 
     def _deliver_select(self) -> Any:
-        """The outgoing row, locked for the delivery (PostgreSQL; SQLite's writer is alone)."""
-        statement = sa.select(*_ROW_COLUMNS).where(
-            messages.c.message_id == sa.bindparam("id"),
-            messages.c.direction == Direction.OUTGOING.value,
+        """The outgoing rows of a delivery round, locked in one order (PostgreSQL; SQLite's
+        writer is alone)."""
+        statement = (
+            sa.select(*_ROW_COLUMNS)
+            .where(
+                messages.c.message_id.in_(sa.bindparam("ids", expanding=True)),
+                messages.c.direction == Direction.OUTGOING.value,
+            )
+            .order_by(messages.c.message_id)
         )
         return statement if self.database.sqlite else statement.with_for_update()
 

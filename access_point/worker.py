@@ -240,6 +240,19 @@ class Idempotency:
         )
         return bool(result.rowcount == 1)
 
+    async def claim_keys(self, conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
+        """Claim several keys in one statement in the caller's transaction; those claimed now
+        (the others were recorded already)."""
+        if not keys:
+            return set()
+        if any(len(key) > 200 for key in keys):
+            raise ValueError("idempotency keys are at most 200 characters")
+        now = self._clock()
+        values = [{"key": k, "processed_at": now} for k in keys]
+        statement = self._claim_statement.returning(processed_jobs.c.key)
+        result = await conn.execute(statement, values[0] if len(values) == 1 else values)
+        return {row.key for row in result.all()}
+
     async def claim_many(self, conn: AsyncConnection, keys: Sequence[str]) -> None:
         """Record ``keys`` done in the caller's transaction (those recorded already stay)."""
         if keys:
@@ -254,6 +267,22 @@ class Idempotency:
             if first:
                 await effect()
             return first
+
+
+@dataclass(frozen=True)
+class JobClaim:
+    """A job's idempotency key, to be claimed in the transaction of the job's effect.
+
+    Called like any claim (True when this transaction took the key); an effect that gathers
+    several jobs in one transaction (the local delivery rounds) claims their keys together
+    with :meth:`Idempotency.claim_keys`.
+    """
+
+    guard: Idempotency
+    key: str
+
+    async def __call__(self, connection: AsyncConnection) -> bool:
+        return await self.guard.claim(connection, self.key)
 
 
 async def every(

@@ -104,6 +104,10 @@ def read_arkivmelding(
     return document
 
 
+_NS_PREFIX = f"{{{ARKIVMELDING_NS}}}"
+_NS_PREFIX_LEN = len(_NS_PREFIX)
+
+
 class _Node:
     """An element's arkivmelding children, grouped by name, and the element's location."""
 
@@ -112,11 +116,11 @@ class _Node:
         self.path = path
         self.children: dict[str, list[etree._Element]] = {}
         for child in element:
-            if not isinstance(child.tag, str):
-                continue  # comments and processing instructions
-            name = etree.QName(child)
-            if name.namespace == ARKIVMELDING_NS:
-                self.children.setdefault(name.localname, []).append(child)
+            tag = child.tag
+            # comments and processing instructions have no string tag; the prefix test on the
+            # Clark name is what etree.QName would say, without building one per element
+            if isinstance(tag, str) and tag.startswith(_NS_PREFIX):
+                self.children.setdefault(tag[_NS_PREFIX_LEN:], []).append(child)
 
     def text(self, name: str) -> str | None:
         found = self.children.get(name)

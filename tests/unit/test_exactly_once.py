@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from access_point.jobs import SEND, STATUS, build_kinds
-from access_point.messages import Client, MessageService, StatusQuery, Upload
+from access_point.messages import Client, DeliveryResult, MessageService, StatusQuery, Upload
 from access_point.statuses import Direction, MessageStatus
 from access_point.webhooks import Webhooks
-from access_point.worker import Idempotency, JobKind
+from access_point.worker import Idempotency, JobClaim, JobKind
 from adapters.db.schema import (
     message_files,
     messages,
@@ -31,7 +31,7 @@ from adapters.db.schema import (
     webhook_deliveries,
 )
 from adapters.queue import Job
-from sbdh.errors import Conflict
+from sbdh.errors import Conflict, NoRoute, NotFound
 from sbdh.model import StandardBusinessDocument
 from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import (
@@ -319,3 +319,41 @@ async def test_a_kvittering_that_overtakes_the_acknowledgement_keeps_levert(
         "LEVERT",
     ]
     assert (await service.get_outgoing(a, message_id)).status is S.LEST
+
+
+async def test_concurrent_deliveries_share_rounds_and_keep_their_own_outcomes(
+    service: MessageService, a: Client, b: Client, kinds: dict[str, JobKind]
+) -> None:
+    """Jobs in hand at once are delivered in shared transactions; in one round, a message
+    whose job ran already, an unknown message and a receiver not served here each get their
+    own answer, and only the deliveries that happened claim their job's key."""
+    guard = Idempotency(service.database.engine)
+    fresh = [await sent(service, a) for _ in range(12)]
+    done_before = await sent(service, a)
+    await kinds[SEND].run(send_job(done_before))
+    foreign = await sent(service, a, arkivmelding(receiver="910000004"))
+    rounds_before = service._delivery_writer.rounds
+
+    def claim(message_id: str) -> JobClaim:
+        return JobClaim(guard, send_job(message_id).key)
+
+    results = await asyncio.gather(
+        *(service.deliver_locally(m, claim=claim(m)) for m in [*fresh, done_before]),
+        service.deliver_locally("00000000-0000-4000-8000-000000000000", claim=claim("x")),
+        service.deliver_locally(foreign, claim=claim(foreign)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, DeliveryResult) and r.delivered for r in results[:12])
+    again = results[12]
+    assert isinstance(again, DeliveryResult)
+    assert not again.delivered
+    assert isinstance(results[13], NotFound)
+    assert isinstance(results[14], NoRoute)
+    assert service._delivery_writer.rounds - rounds_before < 12
+    for message_id in fresh:
+        assert await history(service, a, message_id) == ["OPPRETTET", "SENDT", "MOTTATT"]
+        assert await history(service, b, message_id) == ["INNKOMMENDE_MOTTATT"]
+    async with service.database.read() as connection:
+        keys = set((await connection.execute(sa.select(processed_jobs.c.key))).scalars().all())
+    assert keys == {send_job(m).key for m in [*fresh, done_before]}
+    assert (await snapshot(service))["incoming"] == 13

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from sbdh.errors import (
     PayloadTooLarge,
 )
 from sbdh.jsonform import sbd_to_json
+from sbdh.model import StandardBusinessDocument
 from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import (
     ARKIVMELDING_XML,
@@ -396,3 +398,78 @@ async def test_clients_and_tokens(service: MessageService) -> None:
     with pytest.raises(Unauthorized):
         await service.authenticate(token)
     assert datetime.now(UTC) - client.created_at < timedelta(minutes=5)
+
+
+async def test_concurrent_one_step_sends_share_transactions(service: MessageService) -> None:
+    """Many clients at once: every message stored whole, as create + upload + send would,
+    in fewer transactions than messages (group commit)."""
+    a = await client_for(service, ORG_A)
+    count = 40
+    sbds = [arkivmelding() for _ in range(count)]
+
+    def files(index: int) -> list[Upload]:
+        return [
+            Upload("arkivmelding.xml", "application/xml", ARKIVMELDING_XML),
+            Upload("vedtak.pdf", "application/pdf", b"%PDF-" + str(index).encode()),
+        ]
+
+    views = await asyncio.gather(
+        *(service.create_and_send(a, sbd, files(i)) for i, sbd in enumerate(sbds))
+    )
+    assert [v.message_id for v in views] == [
+        s.header.document_identification.instance_identifier for s in sbds
+    ]
+    assert all(v.sent_at is not None and not v.existing for v in views)
+    writer = service._send_writer
+    assert writer.items == count
+    assert writer.rounds < count
+    kinds = await outbox_kinds(service)
+    for sbd in sbds:
+        mine = [k for k, m in kinds if m == mid(sbd)]
+        assert mine == ["status", "send"]
+    async with service.database.read() as connection:
+        events = (await connection.execute(sa.select(status_events))).all()
+    assert len(events) == count
+    for index, view in enumerate(views):
+        pdf = next(f for f in view.files if f.filename == "vedtak.pdf")
+        stored = await service.get_outgoing(a, view.message_id)
+        assert next(f for f in stored.files if f.filename == "vedtak.pdf").sha256 == pdf.sha256
+        assert pdf.size == len(b"%PDF-" + str(index).encode())
+
+
+async def test_the_same_message_twice_in_one_round(service: MessageService) -> None:
+    """Two requests with one message id arrive together: one message; the same content again
+    is the existing message, different content a conflict."""
+    a = await client_for(service, ORG_A)
+    sbd = arkivmelding()
+    files = [
+        Upload("arkivmelding.xml", "application/xml", ARKIVMELDING_XML),
+        Upload("vedtak.pdf", "application/pdf", b"%PDF"),
+    ]
+    other = [sbd_to_json(arkivmelding()) for _ in range(5)]
+    first, second, *_ = await asyncio.gather(
+        service.create_and_send(a, sbd, files),
+        service.create_and_send(a, sbd, files),
+        *(service.create_and_send(a, s, files) for s in other),
+    )
+    assert first.message_id == second.message_id
+    assert sorted([first.existing, second.existing]) == [False, True]
+    changed = arkivmelding(
+        message_id=sbd.header.document_identification.instance_identifier,
+        body={"sikkerhetsnivaa": 4},
+    )
+    with pytest.raises(Conflict):
+        await asyncio.gather(
+            service.create_and_send(a, sbd, files), service.create_and_send(a, changed, files)
+        )
+    async with service.database.read() as connection:
+        events = (
+            await connection.execute(
+                sa.select(status_events.c.status).where(status_events.c.status == "OPPRETTET")
+            )
+        ).all()
+    assert len(events) == 6
+
+
+def mid(sbd: StandardBusinessDocument) -> str:
+    return sbd.header.document_identification.instance_identifier
