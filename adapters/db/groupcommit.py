@@ -30,7 +30,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-
 @dataclass(eq=False)
 class Ticket(Generic[T]):
     """One submitted item and what became of it."""
