@@ -897,7 +897,7 @@ class _NewSend:
     now: datetime
     title: str | None
     views: list[FileView]
-    stored: list[StoredFile]
+    contents: list[bytes]
 
 
 def _message_values(
@@ -1696,20 +1696,14 @@ class MessageService:
             )
         except (InvalidInput, PayloadTooLarge):
             return None  # the step-by-step path stores the message and then refuses it
-        stored: list[StoredFile] = []
-        ticket: Ticket[_NewSend] | None = None
+        # the files are written by the round, all of a round's in one trip to a worker thread;
+        # the round also removes them again when its message is not stored
         try:
-            for data in contents:
-                stored.append(await self.files.write_bytes(data))
-            ticket = Ticket(_NewSend(parsed, sbd_json, now, title, views, stored))
-            row = await self._send_writer.submit(ticket)
+            row = await self._send_writer.submit(
+                Ticket(_NewSend(parsed, sbd_json, now, title, views, contents))
+            )
         except _InUse:
-            await self._forget(stored)
             return None
-        except BaseException:
-            if ticket is None or not ticket.committed:
-                await self._forget(stored)
-            raise
         return _message_view(row, views)
 
     async def _forget(self, stored: Sequence[StoredFile]) -> None:
@@ -1723,6 +1717,25 @@ class MessageService:
         The outcome per item is its new row, or :class:`_InUse` when its message id is taken
         (by a stored message, or by an earlier item of this round).
         """
+        written = await self.files.write_many_bytes([c for item in items for c in item.contents])
+        stored: dict[int, list[StoredFile]] = {}
+        position = 0
+        for item in items:
+            stored[id(item)] = written[position : position + len(item.contents)]
+            position += len(item.contents)
+        try:
+            outcomes = await self._write_new_send_round(items, stored)
+        except BaseException:
+            await self._forget(written)
+            raise
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, _InUse):
+                await self._forget(stored[id(item)])
+        return outcomes
+
+    async def _write_new_send_round(
+        self, items: Sequence[_NewSend], stored: Mapping[int, Sequence[StoredFile]]
+    ) -> list[Any]:
         seen: set[str] = set()
         fresh: list[_NewSend] = []
         for item in items:
@@ -1749,9 +1762,9 @@ class MessageService:
             statement = _insert_message(connection)
             result = await connection.execute(statement, values[0] if len(values) == 1 else values)
             by_id = {row.message_id: row for row in result.all()}
-            written = [item for item in fresh if item.parsed.message_id in by_id]
-            if written:
-                await self._write_new_send_rows(connection, written, by_id)
+            inserted = [item for item in fresh if item.parsed.message_id in by_id]
+            if inserted:
+                await self._write_new_send_rows(connection, inserted, by_id, stored)
         outcomes: list[Any] = []
         claimed: set[str] = set()
         for item in items:
@@ -1764,7 +1777,11 @@ class MessageService:
         return outcomes
 
     async def _write_new_send_rows(
-        self, connection: AsyncConnection, items: Sequence[_NewSend], by_id: Mapping[str, Any]
+        self,
+        connection: AsyncConnection,
+        items: Sequence[_NewSend],
+        by_id: Mapping[str, Any],
+        stored: Mapping[int, Sequence[StoredFile]],
     ) -> None:
         """The conversation, OPPRETTET event, file and outbox rows of new outgoing messages."""
         await connection.execute(
@@ -1806,7 +1823,7 @@ class MessageService:
                 "created_at": item.now,
             }
             for item in items
-            for view, done in zip(item.views, item.stored, strict=True)
+            for view, done in zip(item.views, stored[id(item)], strict=True)
         ]
         if files:
             await connection.execute(_INSERT_FILE, files)

@@ -33,7 +33,7 @@ import io
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -213,6 +213,8 @@ class FileStore:
         self.root = Path(root)
         self._key = key
         self._durable = durable
+        #: the 256 fan-out directories known to exist (a mkdir per file is a syscall each)
+        self._made: set[Path] = set()
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.root)!r}, key=***)"
@@ -265,6 +267,25 @@ class FileStore:
             )
         return await asyncio.to_thread(self._write_whole, bytes(data))
 
+    async def write_many_bytes(self, payloads: Sequence[bytes]) -> list[StoredFile]:
+        """Store several small, already-held payloads in one trip to a worker thread (the
+        files of a group-commit round): all or none; nothing is left on disk when this
+        raises."""
+        if not payloads:
+            return []
+        return await asyncio.to_thread(self._write_many, [bytes(p) for p in payloads])
+
+    def _write_many(self, payloads: Sequence[bytes]) -> list[StoredFile]:
+        stored: list[StoredFile] = []
+        try:
+            for data in payloads:
+                stored.append(self._write_whole(data))
+        except BaseException:
+            for done in stored:
+                self.path(done.storage_id).unlink(missing_ok=True)
+            raise
+        return stored
+
     def _write_whole(self, data: bytes) -> StoredFile:
         storage_id = secrets.token_hex(16)
         path = self.path(storage_id)
@@ -280,8 +301,15 @@ class FileStore:
         return StoredFile(storage_id, len(data), hashlib.sha256(data).hexdigest())
 
     def _create(self, temporary: Path, header: bytes) -> BinaryIO:
-        temporary.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        parent = temporary.parent
+        if parent not in self._made:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(parent)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:  # the directory went away since (an operator's cleanup)
+            parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         fh = os.fdopen(fd, "wb")
         fh.write(header)
         return fh

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from access_point.messages import MessageService, PageRequest, Upload
 from access_point.statuses import MessageStatus, ServiceIdentifier
-from adapters.db.schema import outbox, status_events
+from adapters.db.schema import message_files, outbox, status_events
 from adapters.noark import ArkivmeldingError
 from sbdh.errors import (
     Conflict,
@@ -469,6 +469,13 @@ async def test_the_same_message_twice_in_one_round(service: MessageService) -> N
             )
         ).all()
     assert len(events) == 6
+    # the files of the requests that lost their round were removed again: none is orphaned
+    async with service.database.read() as connection:
+        referenced = set(
+            (await connection.execute(sa.select(message_files.c.storage_id))).scalars().all()
+        )
+    on_disk = {p.name for p in service.files.root.rglob("*") if p.is_file()}
+    assert on_disk == referenced
 
 
 def mid(sbd: StandardBusinessDocument) -> str:
