@@ -30,7 +30,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import aiohttp
 from aiohttp import web
@@ -58,6 +58,7 @@ from access_point.as4 import (
 from access_point.directory import CircuitBreaker, Directory, Endpoint
 from access_point.messages import MessageService, NetworkFile, party_key, party_of
 from access_point.statuses import MessageStatus
+from adapters.db.schema import as4_refusals
 from adapters.files import FileStore
 from sbdh.errors import (
     InvalidInput,
@@ -88,6 +89,8 @@ CMS_MIME = "application/cms"
 _SPOOL = 8 * 1024 * 1024
 _EFORMIDLING = ("urn:no:difi:", "urn:fdc:digdir.no:")
 _CHUNK = 1024 * 1024
+#: the request's body size, kept on the request for the refusal record
+_BODY_SIZE = web.RequestKey("as4_body_size", int)
 #: the status message a receiving access point sends back (eFormidling's vocabulary)
 STATUS_STANDARD = "urn:no:difi:eformidling:xsd::status"
 STATUS_PROCESS = "urn:no:difi:profile:arkivmelding:response:ver1.0"
@@ -134,20 +137,17 @@ class As4Network:
         """``POST /as4``: a signed receipt, or a signed ebMS error; never a stack trace."""
         now = datetime.now(UTC)
         if request.content_length is not None and request.content_length > self.max_request:
-            raise PayloadTooLarge(
-                f"the AS4 request is larger than {self.max_request} bytes", rule="as4-size"
-            )
+            await self._too_large(request, now)
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as body:
             size = 0
             async for chunk in request.content.iter_chunked(_CHUNK):
                 size += len(chunk)
                 if size > self.max_request:
-                    raise PayloadTooLarge(
-                        f"the AS4 request is larger than {self.max_request} bytes",
-                        rule="as4-size",
-                    )
+                    request[_BODY_SIZE] = size
+                    await self._too_large(request, now)
                 body.write(chunk)
             body.seek(0)
+            request[_BODY_SIZE] = size
             hosted = await self.service.hosted_organisations()
             try:
                 inbound = await asyncio.to_thread(
@@ -168,6 +168,16 @@ class As4Network:
                 except As4Error as refusal:
                     return await self._refuse(refusal, request, now)
 
+    async def _too_large(self, request: web.Request, now: datetime) -> NoReturn:
+        """A request past ``max_request``: recorded, then answered 413 (problem details)."""
+        refusal = PayloadTooLarge(
+            f"the AS4 request is larger than {self.max_request} bytes", rule="as4-size"
+        )
+        await self._record_refusal(
+            request, now, code="HTTP-413", error="PayloadTooLarge", description=str(refusal)
+        )
+        raise refusal
+
     async def _refuse(
         self, refusal: As4Error, request: web.Request, now: datetime
     ) -> web.StreamResponse:
@@ -178,8 +188,49 @@ class As4Network:
             refusal.ebms_code,
             refusal,
         )
+        await self._record_refusal(
+            request,
+            now,
+            code=str(refusal.ebms_code),
+            error=type(refusal).__name__,
+            description=str(refusal),
+            as4_message_id=refusal.ref_to_message_id,
+        )
         signal = await asyncio.to_thread(build_error, refusal, signer=self.credential, now=now)
         return web.Response(body=signal.body, content_type=None, headers=_ct(signal.content_type))
+
+    async def _record_refusal(
+        self,
+        request: web.Request,
+        now: datetime,
+        *,
+        code: str,
+        error: str,
+        description: str,
+        as4_message_id: str | None = None,
+    ) -> None:
+        """Keep a refused request's particulars (never its body) for ops; a failure to record
+        is logged, and never turns the refusal into a crash."""
+        size = request.get(_BODY_SIZE)
+        if size is None:
+            size = request.content_length or 0
+        values = {
+            "received_at": now,
+            "remote": (request.remote or "")[:100] or None,
+            "as4_message_id": (as4_message_id or "")[:255] or None,
+            "peer": None,
+            "ebms_code": code[:16],
+            "error": error[:64],
+            "description": description[:2000],
+            "content_type": (request.headers.get("Content-Type") or "")[:300] or None,
+            "body_size": int(size),
+            "body_sha256": None,
+        }
+        try:
+            async with self.service.database.transaction() as connection:
+                await connection.execute(as4_refusals.insert(), values)
+        except Exception:
+            log.exception("the refusal of an AS4 request could not be recorded")
 
     async def _accept(self, inbound: InboundMessage, now: datetime) -> web.StreamResponse:
         payloads = inbound.payloads

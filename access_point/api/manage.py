@@ -25,7 +25,7 @@ from aiohttp import web
 
 from access_point.api.routing import Response, Route
 from adapters.db.engine import Database
-from adapters.db.schema import messages, status_events
+from adapters.db.schema import as4_refusals, messages, status_events
 
 __all__ = [
     "METRICS",
@@ -116,6 +116,7 @@ class Metrics:
         self._batch = batch
         self._lock = asyncio.Lock()
         self._counts: list[tuple[str, str, str, int]] = []
+        self._refusals: list[tuple[str, int]] = []
         self._counted_at = -1e9
         self._latency = _Histogram(LATENCY_BUCKETS)
         self._cursor = 0
@@ -133,6 +134,11 @@ class Metrics:
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
         self._counts = [(r[0], r[1], r[2], int(r[3])) for r in rows]
+        refused = sa.select(as4_refusals.c.ebms_code, sa.func.count()).group_by(
+            as4_refusals.c.ebms_code
+        )
+        async with self._db.read() as conn:
+            self._refusals = [(r[0], int(r[1])) for r in (await conn.execute(refused)).all()]
         self._counted_at = time.monotonic()
 
     async def _refresh_latency(self) -> None:
@@ -172,6 +178,13 @@ class Metrics:
                 f'budstikke_messages{{direction="{_label(direction)}",status="{_label(status)}",'
                 f'service_identifier="{_label(service)}"}} {count}'
             )
+        lines += [
+            "# HELP budstikke_as4_refusals AS4 requests refused at POST /as4, by ebMS error code "
+            "(HTTP-413 for a request past the size limit).",
+            "# TYPE budstikke_as4_refusals gauge",
+        ]
+        for code, count in sorted(self._refusals):
+            lines.append(f'budstikke_as4_refusals{{ebms_code="{_label(code)}"}} {count}')
         if depth is not None:
             lines += [
                 "# HELP budstikke_queue_depth Jobs waiting in the queue (ready or delayed).",

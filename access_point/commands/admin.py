@@ -1,4 +1,5 @@
-"""Administration: ``budstikke db upgrade`` and ``budstikke client add|list|disable``.
+"""Administration: ``budstikke db upgrade``, ``budstikke client add|list|disable`` and
+``budstikke as4 refusals``.
 
 They act on the database named by the settings (``BUDSTIKKE_DATABASE_URL``, or the embedded
 default under ``BUDSTIKKE_DATA_DIR``), not through the API: they are for whoever runs the
@@ -12,9 +13,12 @@ import asyncio
 import json
 from typing import Any
 
+import sqlalchemy as sa
+
 from access_point.app import create_runtime
 from access_point.settings import load_settings
 from adapters.db.migrate import current_revision, upgrade
+from adapters.db.schema import as4_refusals
 
 
 def register(sub: Any) -> None:
@@ -49,6 +53,14 @@ def register(sub: Any) -> None:
     disable = actions.add_parser("disable", help="disable a client; its token stops working")
     disable.add_argument("id", type=int)
     disable.set_defaults(handler=_disable)
+    as4: argparse.ArgumentParser = sub.add_parser("as4", help="AS4 traffic for operators")
+    as4_actions = as4.add_subparsers(dest="action", required=True)
+    refusals = as4_actions.add_parser(
+        "refusals", help="the AS4 requests refused lately: when, from where, which ebMS error, why"
+    )
+    refusals.add_argument("--limit", type=int, default=50, help="how many, newest first (50)")
+    refusals.add_argument("--json", action="store_true", help="one JSON object per line")
+    refusals.set_defaults(handler=_refusals)
 
 
 def _upgrade(args: argparse.Namespace) -> int:
@@ -101,3 +113,29 @@ def _disable(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_with_service(disable))
+
+
+def _refusals(args: argparse.Namespace) -> int:
+    async def listing(service: Any) -> int:
+        query = (
+            sa.select(as4_refusals)
+            .order_by(as4_refusals.c.id.desc())
+            .limit(max(1, min(args.limit, 10_000)))
+        )
+        async with service.database.read() as connection:
+            rows = (await connection.execute(query)).all()
+        for row in rows:
+            if args.json:
+                record = dict(row._mapping)
+                record["received_at"] = row.received_at.isoformat()
+                print(json.dumps(record, ensure_ascii=False))
+            else:
+                print(
+                    f"{row.received_at:%Y-%m-%d %H:%M:%S}  {row.remote or '-':<15} "
+                    f"{row.ebms_code:<10} {row.as4_message_id or '-'}  {row.description}"
+                )
+        if not rows and not args.json:
+            print("no AS4 request has been refused")
+        return 0
+
+    return asyncio.run(_with_service(listing))

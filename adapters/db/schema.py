@@ -29,6 +29,7 @@ __all__ = [
     "UtcDateTime",
     "api_clients",
     "as4_exchanges",
+    "as4_refusals",
     "conversations",
     "jobs",
     "message_files",
@@ -36,6 +37,7 @@ __all__ = [
     "metadata",
     "outbox",
     "processed_jobs",
+    "routing_decisions",
     "status_events",
     "status_feed_acks",
     "subscriptions",
@@ -351,6 +353,46 @@ as4_exchanges = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("direction", "as4_message_id"),
     sa.Index("ix_as4_exchanges_direction_sbd_instance_id", "direction", "sbd_instance_id"),
+)
+
+#: AS4 requests refused at ``POST /as4``: what ops need to answer "what did that peer send us
+#: and why was it turned away" without the body (which may be hostile) being kept
+as4_refusals = sa.Table(
+    "as4_refusals",
+    metadata,
+    _id(),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    #: the peer's address as the socket saw it
+    sa.Column("remote", sa.String(100), nullable=True),
+    #: the AS4 message id when the request got far enough to name one
+    sa.Column("as4_message_id", sa.String(255), nullable=True),
+    #: the sending access point (its certificate's CN), when its signature was verified
+    sa.Column("peer", sa.String(200), nullable=True),
+    sa.Column("ebms_code", sa.String(16), nullable=False),
+    sa.Column("error", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("content_type", sa.String(300), nullable=True),
+    sa.Column("body_size", sa.BigInteger, nullable=False),
+    sa.Column("body_sha256", sa.String(64), nullable=True),
+    sa.Index("ix_as4_refusals_received_at", "received_at"),
+)
+
+#: why a message went where it went: which registry said what, and which rule chose the
+#: channel (ops: "why did this go to print?"); a message re-routed later has several
+routing_decisions = sa.Table(
+    "routing_decisions",
+    metadata,
+    _id(),
+    sa.Column(
+        "message_pk", BigId, sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("decided_at", UtcDateTime, nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    #: the decision record as JSON (facts, registries' answers; never a national id in clear)
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Index("ix_routing_decisions_message_pk", "message_pk"),
 )
 
 processed_jobs = sa.Table(

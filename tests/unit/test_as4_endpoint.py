@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
 from access_point.app import Runtime, create_runtime
@@ -21,6 +22,7 @@ from access_point.as4 import (
 )
 from access_point.messages import Client
 from access_point.settings import Settings
+from adapters.db.schema import as4_refusals
 from sbdh.pki import DevPki, init_pki
 from sbdh.trust import TrustStore
 from tests.unit.as4.conftest import DOCTYPE, PROCESS, RECEIVER_ID, SBD, SENDER_ID
@@ -111,6 +113,16 @@ async def test_broken_requests_get_an_ebms_error_and_deliver_nothing(
     if code is not None:
         assert code in text
     assert (await runtime.service.find_incoming(client)).total_elements == 0
+    # recorded for ops: when, which code, why, how big; never the body
+    [refusal] = await refusals(runtime)
+    assert refusal.ebms_code.startswith("EBMS:0")
+    if code is not None:
+        assert refusal.ebms_code == code
+    assert refusal.body_size == len(body)
+    assert refusal.content_type == content_type
+    assert refusal.description
+    metrics = await (await http.get("/manage/metrics")).text()
+    assert f'budstikke_as4_refusals{{ebms_code="{refusal.ebms_code}"}} 1' in metrics
 
 
 async def test_a_tampered_message_is_refused_and_not_delivered(
@@ -127,6 +139,38 @@ async def test_a_tampered_message_is_refused_and_not_delivered(
     text = await answer.text()
     assert "EBMS:0101" in text
     assert (await runtime.service.find_incoming(client)).total_elements == 0
+    [refusal] = await refusals(runtime)
+    assert refusal.ebms_code == "EBMS:0101"
+    assert refusal.as4_message_id == message.message_id
+
+
+async def test_a_request_past_the_size_limit_is_refused_and_recorded(
+    tmp_path: Path, dev_pki: DevPki
+) -> None:
+    init_pki(tmp_path / "pki", dev_pki)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        pki_dir=tmp_path / "pki",
+        ap_name="PNO000001",
+        as4_max_request=1000,
+    )
+    runtime = await create_runtime(settings, run_workers=False)
+    try:
+        async with TestClient(TestServer(runtime.app)) as http:
+            answer = await http.post(
+                "/as4", data=b"x" * 5000, headers={"Content-Type": "multipart/related; boundary=b"}
+            )
+            assert answer.status == 413
+        [refusal] = await refusals(runtime)
+        assert refusal.ebms_code == "HTTP-413"
+        assert refusal.body_size > 1000
+    finally:
+        await runtime.close()
+
+
+async def refusals(runtime: Runtime) -> list[Any]:
+    async with runtime.service.database.read() as connection:
+        return list((await connection.execute(sa.select(as4_refusals))).all())
 
 
 async def test_a_receiver_not_served_here_is_not_serviced(
