@@ -14,10 +14,13 @@ idea:
 ``select``     choose the endpoint: document type (with Peppol wildcards), process, profile, time
 ``build``      write the model in any of the formats
 ``sign``       sign service metadata (and SMP 2.0 service groups) as an SMP does
+``registry``   what the local SMP publishes: participant records, their JSON form, storage
+``server``     the local SMP/ELMA server (aiohttp): signed answers in all formats, admin API
+``cli``        ``serve`` / ``register`` / ``remove`` / ``list`` as plain command functions
 =============  ================================================================================
 
-Still to come here: the local SMP/ELMA server with its admin API that the embedded network and
-the two-access-point setup use, so that routing between Budstikke instances is discovered.
+The server is what the embedded network and the two-access-point setup use, so that routing
+between Budstikke instances is discovered through SML and SMP as on the real network.
 
 The names below are importable from ``elma`` directly; they load their module on first use, so
 ``import elma.errors`` stays cheap.
@@ -83,6 +86,20 @@ _EXPORTS: dict[str, str] = {
     "build_service_metadata": "build",
     "sign_service_group": "sign",
     "sign_service_metadata": "sign",
+    # registry
+    "JsonFileRegistry": "registry",
+    "MemoryRegistry": "registry",
+    "ParticipantRecord": "registry",
+    "ParticipantRegistry": "registry",
+    "RedirectTarget": "registry",
+    "RegistrationError": "registry",
+    "ServiceRegistration": "registry",
+    "record_from_json": "registry",
+    "record_to_json": "registry",
+    # server
+    "ElmaServer": "server",
+    "ElmaService": "server",
+    "SmlPublisher": "server",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the table above is the list

@@ -48,6 +48,16 @@ _EXPORTS: dict[str, str] = {
     "SmlLookup": "sml",
     "participant_dns_name": "sml",
     "smp_url_from_naptr": "sml",
+    # smp_client and resolver
+    "SmpAnswer": "smp_client",
+    "SmpClient": "smp_client",
+    "SmpDocumentTypeNotFound": "smp_client",
+    "SmpParticipantNotFound": "smp_client",
+    "SmpSource": "smp_client",
+    "Capability": "resolver",
+    "ResolvedEndpoint": "resolver",
+    "RouteEvidence": "resolver",
+    "RouteResolver": "resolver",
     # krr
     "KRR_MAX_IDS": "krr",
     "ContactInfo": "krr",
