@@ -16,6 +16,7 @@ idea:
 ``sign``       sign service metadata (and SMP 2.0 service groups) as an SMP does
 ``registry``   what the local SMP publishes: participant records, their JSON form, storage
 ``server``     the local SMP/ELMA server (aiohttp): signed answers in all formats, admin API
+``loopback``   the loopback aiohttp server it runs on, shared with the local stand-ins
 ``cli``        ``serve`` / ``register`` / ``remove`` / ``list`` as plain command functions
 =============  ================================================================================
 

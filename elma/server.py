@@ -54,7 +54,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from http import HTTPStatus
-from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -62,6 +61,7 @@ from aiohttp import web
 
 from elma.build import build_service_group
 from elma.errors import SmpPathError
+from elma.loopback import LoopbackHttpServer
 from elma.model import (
     Endpoint,
     ParticipantId,
@@ -501,12 +501,14 @@ def create_app(service: ElmaService) -> web.Application:
     return app
 
 
-class ElmaServer:
+class ElmaServer(LoopbackHttpServer):
     """The SMP served on ``host:port`` (port 0 picks a free one).
 
     On start it learns its URL (unless ``public_url`` is given) and publishes every registered
     participant in the SML, if one is given.
     """
+
+    server_name = "the SMP server"
 
     def __init__(
         self,
@@ -528,22 +530,12 @@ class ElmaServer:
             public_url=public_url,
             root_format=root_format,
         )
-        self.host = host
-        self._requested_port = port
         self._fixed_url = public_url is not None
-        self.app = create_app(self.service)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        super().__init__(create_app(self.service), host=host, port=port)
 
     @property
     def registry(self) -> ParticipantRegistry:
         return self.service.registry
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the SMP server is not running")
-        return self._port
 
     @property
     def url(self) -> str:
@@ -555,38 +547,16 @@ class ElmaServer:
         """The base URL of the OASIS BDXR SMP 1.0 view."""
         return f"{self.url}/{BDXR1_PATH_PREFIX}"
 
-    async def start(self) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+    def _started(self) -> None:
         if not self._fixed_url:
-            self.service.public_url = f"http://{self.host}:{self._port}"
+            self.service.public_url = f"http://{self.host}:{self.port}"
         published = self.service.publish_all()
         log.info("ELMA SMP on %s (%d participants published in the SML)", self.url, published)
-        return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        self._port = None
+        await super().stop()
         if not self._fixed_url:
             self.service.public_url = None
-
-    async def __aenter__(self) -> ElmaServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 async def serve_forever(server: ElmaServer) -> None:

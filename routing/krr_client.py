@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from types import TracebackType
 
 import aiohttp
 from cryptography import x509
@@ -38,6 +37,7 @@ from routing.errors import (
     RegistryUnavailable,
     mask_national_ids,
 )
+from routing.http import RegistryHttp, TokenSource, is_transient, resolve_token
 from routing.jws import verify_compact
 from routing.krr import (
     KRR_MAX_IDS,
@@ -62,13 +62,9 @@ PRINT_CERTIFICATE_PATH = "/rest/v2/printSertifikat"
 JSON = "application/json"
 JOSE = "application/jose"
 
-#: a fixed bearer token, or an async function returning a fresh one (e.g. from Maskinporten)
-TokenSource = str | Callable[[], Awaitable[str]]
-
 _DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _MESSAGE_KEYS = ("detail", "title", "message", "error_description", "error")
 _MAX_MESSAGE = 300
-_TRANSIENT_4XX = (408, 429)
 
 
 def _utcnow() -> datetime:
@@ -104,7 +100,7 @@ def _belongs_to(cert: x509.Certificate, orgnr: str) -> bool:
     return False
 
 
-class KrrClient:
+class KrrClient(RegistryHttp):
     """Asks KRR about persons and about the print provider.
 
     ``base_url`` is the register's root (``https://kontaktregisteret.no``), without the
@@ -112,6 +108,9 @@ class KrrClient:
     :meth:`close`. ``clock`` gives the time answers are judged at (the 18-month rule, the
     signer's validity).
     """
+
+    registry_name = "KRR"
+    rule_prefix = "krr"
 
     def __init__(
         self,
@@ -139,61 +138,25 @@ class KrrClient:
             raise ConfigurationError(
                 "jose_signer_orgnr needs jose_trust to check the signer", rule="krr-jose"
             )
+        super().__init__(session, timeout=timeout, max_response_bytes=max_response_bytes)
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self.timeout = timeout
         self.batch_size = batch_size
         self.personer_path = personer_path
         self.jose_trust = jose_trust
         self.jose_signer_orgnr = jose_signer_orgnr
         self.clock = clock
-        self.max_response_bytes = max_response_bytes
-        self._session = session
-        self._own_session = session is None
 
     def __repr__(self) -> str:
         return f"KrrClient({self.base_url!r}, token=***)"
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._own_session = True
-        return self._session
-
-    async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-        self._session = None
-
-    async def __aenter__(self) -> KrrClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     async def _bearer(self) -> str:
-        token = self._token if isinstance(self._token, str) else await self._token()
+        token = await resolve_token(self._token)
         if not token:
             raise ConfigurationError("no KRR access token", rule="krr-token")
         return f"Bearer {token}"
-
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > self.max_response_bytes:
-                raise RegistryResponseError(
-                    f"the answer is larger than {self.max_response_bytes} bytes",
-                    rule="krr-too-large",
-                )
-        return bytes(body)
 
     async def _exchange(
         self,
@@ -210,27 +173,12 @@ class KrrClient:
             headers["Authorization"] = await self._bearer()
         if body is not None:
             headers["Content-Type"] = JSON
-        url = self.base_url + path
-        try:
-            async with self._get_session().request(
-                method,
-                url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                allow_redirects=False,
-            ) as response:
-                data = await self._read(response)
-                status, media_type = response.status, response.content_type
-        except TimeoutError as exc:
-            raise RegistryUnavailable(
-                f"KRR did not answer within {self.timeout:g} s", rule="krr-timeout"
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise RegistryUnavailable(
-                f"KRR cannot be reached: {type(exc).__name__}", rule="krr-unreachable"
-            ) from exc
-        if status >= 500 or status in _TRANSIENT_4XX:
+        async with self._request(
+            method, self.base_url + path, data=body, headers=headers
+        ) as response:
+            data = await self._read(response)
+            status, media_type = response.status, response.content_type
+        if is_transient(status):
             raise RegistryUnavailable(
                 f"KRR answered HTTP {status}: {_message(data)}", rule=f"krr-http-{status}"
             )

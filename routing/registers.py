@@ -44,11 +44,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -60,7 +59,7 @@ from routing.errors import (
     mask_national_ids,
 )
 from routing.guard import RegistryGuard, RegistryPolicy
-from routing.krr_client import TokenSource
+from routing.http import RegistryHttp, TokenSource, is_transient, resolve_token
 from sbdh.errors import ConfigurationError, InvalidIdentifier, NotFound
 from sbdh.identifiers import NationalId, OrganisationNumber
 
@@ -419,81 +418,79 @@ def parse_entity_record(
 # -- the HTTP edge -------------------------------------------------------------------------------
 
 
-class _HttpRegister:
-    """What both clients share: one session, the bearer token, status and error translation."""
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _HttpRegister(RegistryHttp, Generic[K, V]):
+    """What both clients share: the guard, one session, the bearer token, status and error
+    translation."""
 
     def __init__(
         self,
         base_url: str,
         *,
-        policy: RegistryPolicy,
+        guard: RegistryGuard[K, V],
         session: aiohttp.ClientSession | None,
         token: TokenSource | None,
     ) -> None:
+        # the guard bounds each attempt; the session's timeout only stops a connection hanging
+        # past it
+        timeout = guard.policy.timeout
+        super().__init__(
+            session,
+            timeout=None,
+            max_response_bytes=_MAX_BODY,
+            session_timeout=aiohttp.ClientTimeout(total=timeout * 2, sock_connect=timeout),
+        )
+        self.registry_name = f"the {guard.policy.name}"
         self.base_url = base_url.rstrip("/")
-        self._policy = policy
-        self._session = session
-        self._own_session = session is None
+        self.guard = guard
         self._token = token
 
-    async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+    def _unreachable(self, exc: BaseException, what: str) -> Exception:
+        # the driver's message may carry the URL, and so the id: name the failure only
+        return RegistryUnavailable(
+            f"{self.registry_name} could not be reached for {what}: {type(exc).__name__}",
+            rule="registry-connection",
+        )
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # the guard bounds each attempt; this only stops a connection hanging past it
-            timeout = self._policy.timeout
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=timeout * 2, sock_connect=timeout)
-            )
-            self._own_session = True
-        return self._session
+    def _too_large(self, what: str) -> Exception:
+        return RegistryResponseError(
+            f"{self.registry_name}'s answer for {what} is larger than {_MAX_BODY} bytes",
+            rule="registry-size",
+            field="$",
+        )
 
     async def _get(self, url: str, what: str) -> tuple[int, bytes]:
         """Status and body of ``GET url``; ``what`` names the request in errors (masked)."""
-        name = self._policy.name
+        name = self.registry_name
         headers = {"Accept": "application/json"}
         if self._token is not None:
-            token = self._token if isinstance(self._token, str) else await self._token()
+            token = await resolve_token(self._token)
             if not token:
-                raise ConfigurationError(f"no access token for the {name}", rule="registry-token")
+                raise ConfigurationError(f"no access token for {name}", rule="registry-token")
             headers["Authorization"] = f"Bearer {token}"
-        try:
-            async with self._http().get(url, headers=headers, allow_redirects=False) as response:
-                status = response.status
-                if status >= 500 or status in (408, 429):
-                    raise RegistryUnavailable(
-                        f"the {name} answered HTTP {status} for {what}", rule="registry-http"
-                    )
-                if status in (404, 410):
-                    return status, b""
-                if status != 200:
-                    text = (await response.content.read(2048)).decode("utf-8", "replace")
-                    raise RegistryRefused(
-                        f"the {name} refused {what} with HTTP {status}: "
-                        f"{mask_national_ids(text.strip())[:200]}",
-                        status=status,
-                        rule="registry-http",
-                    )
-                body = await response.content.read(_MAX_BODY + 1)
-        except (aiohttp.ClientError, OSError) as exc:
-            # the driver's message may carry the URL, and so the id: name the failure only
-            raise RegistryUnavailable(
-                f"the {name} could not be reached for {what}: {type(exc).__name__}",
-                rule="registry-connection",
-            ) from exc
-        if len(body) > _MAX_BODY:
-            raise RegistryResponseError(
-                f"the {name}'s answer for {what} is larger than {_MAX_BODY} bytes",
-                rule="registry-size",
-                field="$",
-            )
-        return status, body
+        async with self._request("GET", url, headers=headers, what=what) as response:
+            status = response.status
+            if is_transient(status):
+                raise RegistryUnavailable(
+                    f"{name} answered HTTP {status} for {what}", rule="registry-http"
+                )
+            if status in (404, 410):
+                return status, b""
+            if status != 200:
+                text = (await response.content.read(2048)).decode("utf-8", "replace")
+                raise RegistryRefused(
+                    f"{name} refused {what} with HTTP {status}: "
+                    f"{mask_national_ids(text.strip())[:200]}",
+                    status=status,
+                    rule="registry-http",
+                )
+            return status, await self._read(response, what)
 
 
-class PopulationRegisterClient(_HttpRegister):
+class PopulationRegisterClient(_HttpRegister[NationalId, PersonRecord]):
     """Looks persons up in the population register, through a guard.
 
     ``token`` is the bearer token, or an async function giving a fresh one for each request
@@ -510,20 +507,9 @@ class PopulationRegisterClient(_HttpRegister):
         guard: RegistryGuard[NationalId, PersonRecord] | None = None,
         path: str = POPULATION_PATH,
     ) -> None:
-        self.guard = guard or RegistryGuard(POPULATION_POLICY)
-        super().__init__(base_url, policy=self.guard.policy, session=session, token=token)
+        guard = guard or RegistryGuard(POPULATION_POLICY)
+        super().__init__(base_url, guard=guard, session=session, token=token)
         self.path = path
-
-    async def __aenter__(self) -> PopulationRegisterClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def lookup(self, national_id: NationalId | str) -> PersonRecord:
         """The person's record; :class:`PersonNotFound` when the register has none."""
@@ -547,7 +533,7 @@ def _oslo_today() -> date:
     return datetime.now(UTC).astimezone(_OSLO).date()
 
 
-class EntityRegisterClient(_HttpRegister):
+class EntityRegisterClient(_HttpRegister[OrganisationNumber, EntityRecord]):
     """Looks organisations up in the entity register (main units, then sub-units)."""
 
     def __init__(
@@ -559,20 +545,9 @@ class EntityRegisterClient(_HttpRegister):
         guard: RegistryGuard[OrganisationNumber, EntityRecord] | None = None,
         today: Callable[[], date] = _oslo_today,
     ) -> None:
-        self.guard = guard or RegistryGuard(ENTITY_POLICY)
-        super().__init__(base_url, policy=self.guard.policy, session=session, token=token)
+        guard = guard or RegistryGuard(ENTITY_POLICY)
+        super().__init__(base_url, guard=guard, session=session, token=token)
         self._today = today
-
-    async def __aenter__(self) -> EntityRegisterClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def lookup(self, organisation: OrganisationNumber | str) -> EntityRecord:
         """The unit or sub-unit; :class:`EntityNotFound` (or a subclass) when there is none."""

@@ -40,7 +40,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -66,6 +65,7 @@ from routing.errors import (
     RegistryResponseError,
     RegistryUnavailable,
 )
+from routing.http import RegistryHttp, is_transient
 from sbdh.errors import ConfigurationError, InvalidInput
 from sbdh.identifiers import ParticipantId as PeppolParticipantId
 from sbdh.trust import TrustStore
@@ -83,7 +83,6 @@ __all__ = [
 log = logging.getLogger("budstikke.routing.smp")
 
 _DEFAULT_MAX_BYTES = 4 * 1024 * 1024
-_TRANSIENT_4XX = (408, 429)
 _ACCEPT = "text/xml, application/xml;q=0.9"
 #: printable ASCII, no space: a URL sent exactly as written (already percent-encoded)
 _URL_CHARS = re.compile(r"[\x21-\x7e]+")
@@ -157,7 +156,7 @@ class SmpSource(Protocol):
     ) -> SmpAnswer: ...
 
 
-class SmpClient:
+class SmpClient(RegistryHttp):
     """Asks SMPs for service groups and signed service metadata.
 
     ``trust`` holds the anchors SMP signatures must chain to. ``smp_format`` chooses the REST
@@ -165,6 +164,10 @@ class SmpClient:
     format are read. ``allow_http`` accepts ``http`` SMP and redirect URLs (the local network).
     ``session`` may be shared; one the client made itself is closed by :meth:`close`.
     """
+
+    registry_name = "the SMP"
+    answer_name = "the SMP answer"
+    rule_prefix = "smp"
 
     def __init__(
         self,
@@ -182,43 +185,18 @@ class SmpClient:
             raise ConfigurationError("the SMP timeout must be positive", rule="smp-timeout")
         if max_response_bytes <= 0:
             raise ConfigurationError("the SMP size cap must be positive", rule="smp-size")
+        super().__init__(session, timeout=timeout, max_response_bytes=max_response_bytes)
         self.trust = trust
         self.smp_format = smp_format
-        self.timeout = timeout
-        self.max_response_bytes = max_response_bytes
         self.allow_http = allow_http
         self.policy = policy
         self.clock = clock
         self._limits = XmlLimits(max_bytes=max_response_bytes)
-        self._session = session
-        self._own_session = session is None
 
     def __repr__(self) -> str:
         return f"SmpClient(format={self.smp_format.value!r}, timeout={self.timeout:g})"
 
     # -- plumbing ----------------------------------------------------------------------------
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._own_session = True
-        return self._session
-
-    async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-        self._session = None
-
-    async def __aenter__(self) -> SmpClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _check_url(self, url: str, what: str) -> str:
         schemes = ("https", "http") if self.allow_http else ("https",)
@@ -240,47 +218,19 @@ class SmpClient:
             )
         return url
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        if (response.content_length or 0) > self.max_response_bytes:
-            raise RegistryResponseError(
-                f"the SMP answer is larger than {self.max_response_bytes} bytes",
-                rule="smp-too-large",
-            )
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > self.max_response_bytes:
-                raise RegistryResponseError(
-                    f"the SMP answer is larger than {self.max_response_bytes} bytes",
-                    rule="smp-too-large",
-                )
-        return bytes(body)
-
     async def _get(self, url: str, not_found: Callable[[], Exception]) -> bytes:
         """One GET; the body of a 200, or an error from the tree."""
-        try:
-            # sent exactly as built: yarl would otherwise decode the %3A of the identifiers
-            async with self._get_session().get(
-                URL(url, encoded=True),
-                headers={"Accept": _ACCEPT},
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                data = await self._read(response) if status == 200 else b""
-        except TimeoutError as exc:
-            raise RegistryUnavailable(
-                f"the SMP did not answer within {self.timeout:g} s", rule="smp-timeout"
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise RegistryUnavailable(
-                f"the SMP cannot be reached: {type(exc).__name__}", rule="smp-unreachable"
-            ) from exc
+        # sent exactly as built: yarl would otherwise decode the %3A of the identifiers
+        async with self._request(
+            "GET", URL(url, encoded=True), headers={"Accept": _ACCEPT}
+        ) as response:
+            status = response.status
+            data = await self._read(response) if status == 200 else b""
         if status == 200:
             return data
         if status == 404:
             raise not_found()
-        if status >= 500 or status in _TRANSIENT_4XX:
+        if is_transient(status):
             raise RegistryUnavailable(f"the SMP answered HTTP {status}", rule=f"smp-http-{status}")
         raise RegistryRefused(
             f"the SMP refused GET {url} with HTTP {status}",

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import struct
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import cast
 
 import dns.exception
@@ -36,6 +35,7 @@ import dns.rrset
 from dns.rdtypes.ANY.SOA import SOA
 from dns.rdtypes.IN.NAPTR import NAPTR
 
+from elma.loopback import Serving
 from routing.sml import NAPTR_SERVICE_SMP, SML_ZONE_TEST, NaptrRecord, participant_dns_name
 from sbdh.identifiers import ParticipantId
 
@@ -60,7 +60,7 @@ def _participant(participant: ParticipantId | str) -> ParticipantId:
     )
 
 
-class SmlStandin:
+class SmlStandin(Serving):
     """An SML for the local network: participant -> NAPTR records, served over DNS."""
 
     def __init__(
@@ -264,18 +264,6 @@ class SmlStandin:
                 await self._tcp.wait_closed()
             self._tcp = None
         self._port = None
-
-    async def __aenter__(self) -> SmlStandin:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

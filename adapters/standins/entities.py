@@ -34,12 +34,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from adapters.standins.population import POSTCODES, STREETS
+from elma.loopback import LoopbackHttpServer
 from routing.registers import ENTITY_REGISTER_PATHS, parse_entity_record
 from sbdh.errors import InvalidIdentifier
 from sbdh.identifiers import OrganisationNumber, mod11_check_digit
@@ -206,55 +206,18 @@ def create_app(register: EntityRegister) -> web.Application:
     return app
 
 
-class EntityRegisterStandin:
-    """The entity register stand-in served on ``host:port`` (port 0 picks a free one)."""
+class EntityRegisterStandin(LoopbackHttpServer):
+    """The entity register stand-in served on ``host:port`` (port 0 picks a free one);
+    :attr:`url` is the base URL to give :class:`routing.registers.EntityRegisterClient`."""
+
+    server_name = "the entity register stand-in"
 
     def __init__(self, register: EntityRegister, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.register = register
-        self.host = host
-        self._requested_port = port
-        self.app = create_app(register)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        super().__init__(create_app(register), host=host, port=port)
 
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the entity register stand-in is not running")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The base URL to give :class:`routing.registers.EntityRegisterClient`."""
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
-        await site.start()
-        self._port = int(runner.addresses[0][1])
-        self._runner = runner
+    def _started(self) -> None:
         log.info("entity register stand-in on %s with %d units", self.url, len(self.register))
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> EntityRegisterStandin:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 # -- generated registers -------------------------------------------------------------------------

@@ -42,13 +42,13 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from elma.loopback import LoopbackHttpServer
 from routing.errors import RegistryResponseError
 from routing.jws import sign_compact
 from routing.krr import (
@@ -309,8 +309,11 @@ def create_app(
     return app
 
 
-class KrrStandin:
-    """The KRR stand-in served on ``host:port`` (port 0 picks a free one)."""
+class KrrStandin(LoopbackHttpServer):
+    """The KRR stand-in served on ``host:port`` (port 0 picks a free one); :attr:`url` is the
+    base URL to give :class:`routing.krr_client.KrrClient`."""
+
+    server_name = "the KRR stand-in"
 
     def __init__(
         self,
@@ -326,57 +329,18 @@ class KrrStandin:
         if print_provider is not None:
             OrganisationNumber(print_provider.orgnr)
         self.register = register
-        self.host = host
-        self._requested_port = port
-        self.app = create_app(
+        app = create_app(
             register, tokens=tokens, clock=clock, signer=signer, print_provider=print_provider
         )
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the KRR stand-in is not running")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The base URL to give :class:`routing.krr_client.KrrClient`."""
-        return f"http://{self.host}:{self.port}"
+        super().__init__(app, host=host, port=port)
 
     @property
     def batches(self) -> list[int]:
         """The number of ids in each ``personer`` request answered so far."""
         return self.app[STATS].batches
 
-    async def start(self) -> str:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
-        await site.start()
-        self._port = int(runner.addresses[0][1])
-        self._runner = runner
+    def _started(self) -> None:
         log.info("KRR stand-in on %s with %d persons", self.url, len(self.register))
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> KrrStandin:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -40,12 +40,12 @@ import random
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from adapters.standins.krr_generate import generate_national_id
+from elma.loopback import LoopbackHttpServer
 from routing.registers import POPULATION_PATH, PROTECTED_GRADES, parse_person_record
 from sbdh.errors import InvalidIdentifier
 from sbdh.identifiers import NationalId
@@ -178,8 +178,11 @@ def create_app(register: PopulationRegister, *, tokens: Collection[str] = ()) ->
     return app
 
 
-class PopulationStandin:
-    """The population register stand-in served on ``host:port`` (port 0 picks a free one)."""
+class PopulationStandin(LoopbackHttpServer):
+    """The population register stand-in served on ``host:port`` (port 0 picks a free one);
+    :attr:`url` is the base URL to give :class:`routing.registers.PopulationRegisterClient`."""
+
+    server_name = "the population register stand-in"
 
     def __init__(
         self,
@@ -190,51 +193,10 @@ class PopulationStandin:
         port: int = 0,
     ) -> None:
         self.register = register
-        self.host = host
-        self._requested_port = port
-        self.app = create_app(register, tokens=tokens)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        super().__init__(create_app(register, tokens=tokens), host=host, port=port)
 
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the population register stand-in is not running")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The base URL to give :class:`routing.registers.PopulationRegisterClient`."""
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> str:
-        # no access log: the request line holds the national id
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
-        await site.start()
-        self._port = int(runner.addresses[0][1])
-        self._runner = runner
+    def _started(self) -> None:
         log.info("population register stand-in on %s with %d persons", self.url, len(self.register))
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> PopulationStandin:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 # -- generated populations -----------------------------------------------------------------------

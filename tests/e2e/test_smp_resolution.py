@@ -29,6 +29,7 @@ from elma import (
     parse_service_metadata,
     sign_service_metadata,
 )
+from elma.loopback import LoopbackHttpServer
 from elma.registry import MemoryRegistry
 from elma.server import ElmaServer
 from routing.errors import (
@@ -143,24 +144,13 @@ async def _register(
     assert status in (200, 201), answer
 
 
-class _Server:
+class _Server(LoopbackHttpServer):
     """A small aiohttp server on loopback whose one handler answers every path."""
 
     def __init__(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
-        self.app = web.Application()
-        self.app.router.add_route("*", "/{tail:.*}", handler)
-        self.runner = web.AppRunner(self.app, access_log=None)
-        self.url = ""
-
-    async def __aenter__(self) -> _Server:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        super().__init__(app)
 
 
 def _man_in_the_middle(
@@ -460,6 +450,22 @@ async def other_elma(other_smp_signer: Credential) -> AsyncIterator[ElmaServer]:
         yield s
 
 
+async def _redirect_to_other(
+    session: aiohttp.ClientSession,
+    elma: ElmaServer,
+    other_elma: ElmaServer,
+    ap: Credential,
+    other_smp_signer: Credential,
+) -> None:
+    """``ap`` registered at ``other_elma``, and ``elma`` redirecting there."""
+    await _register(session, other_elma, registration(ap.cert_pem(), url=AP_B_URL))
+    await _register(
+        session,
+        elma,
+        redirect_registration(other_elma.url, certificate_pem=other_smp_signer.cert_pem()),
+    )
+
+
 @pytest.mark.parametrize("smp_format", [SmpFormat.PEPPOL, SmpFormat.SMP2], ids=lambda f: f.value)
 async def test_a_redirect_is_followed_once_to_the_smp_it_names(
     *,
@@ -471,12 +477,7 @@ async def test_a_redirect_is_followed_once_to_the_smp_it_names(
     other_smp_signer: Credential,
     smp_format: SmpFormat,
 ) -> None:
-    await _register(session, other_elma, registration(ap.cert_pem(), url=AP_B_URL))
-    await _register(
-        session,
-        elma,
-        redirect_registration(other_elma.url, certificate_pem=other_smp_signer.cert_pem()),
-    )
+    await _redirect_to_other(session, elma, other_elma, ap, other_smp_signer)
     resolver = await make_resolver(smp_format=smp_format)
     resolved = await resolver.resolve(PEPPOL_ORG, INVOICE, BILLING)
     assert resolved.endpoint_url == AP_B_URL
@@ -649,12 +650,7 @@ async def test_capabilities_follow_redirects(
     ap: Credential,
     other_smp_signer: Credential,
 ) -> None:
-    await _register(session, other_elma, registration(ap.cert_pem(), url=AP_B_URL))
-    await _register(
-        session,
-        elma,
-        redirect_registration(other_elma.url, certificate_pem=other_smp_signer.cert_pem()),
-    )
+    await _redirect_to_other(session, elma, other_elma, ap, other_smp_signer)
     for smp_format in (SmpFormat.PEPPOL, SmpFormat.SMP2):
         resolver = await make_resolver(smp_format=smp_format)
         (capability,) = await resolver.capabilities(PEPPOL_ORG)
