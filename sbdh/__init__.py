@@ -11,6 +11,7 @@ and the clock are passed in. One module per idea:
 ``xmlform``        the SBD's XML form
 ``jsonform``       the SBD's JSON form (eFormidling NextMove)
 ``rules``          structure and envelope rules (Peppol, eFormidling, generic)
+``stream``         SBDs too large to hold: the header read and judged, the rest only walked
 ``signing``        enveloped XMLDSig on SBDs, verification against trust anchors
 ``trust``          certificate path validation
 ``pki``            a development PKI
@@ -64,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     # model and forms
     "BinaryContent": "model",
     "BusinessMessage": "model",
+    "DetachedPayload": "model",
     "JsonObject": "model",
     "StandardBusinessDocument": "model",
     "StandardBusinessDocumentHeader": "model",
@@ -80,6 +82,8 @@ _EXPORTS: dict[str, str] = {
     "ValidationReport": "rules",
     "check_sbd": "rules",
     "validate_sbd": "rules",
+    "check_sbd_stream": "stream",
+    "read_sbd_stream": "stream",
     # signatures and trust
     "VerifiedSbd": "signing",
     "sign_sbd": "signing",

@@ -37,14 +37,19 @@ The business message is the one member beside the header:
   Peppol UBL invoice), as a string holding its canonical XML (inclusive C14N, every namespace it
   can use declared on its root);
 * ``"binaryContent": {"mimeType": ..., "encoding": ..., "value": "<base64>"}`` and
-  ``"textContent": {"mimeType": ..., "value": ...}`` - the Peppol envelope wrapper.
+  ``"textContent": {"mimeType": ..., "value": ...}`` - the Peppol envelope wrapper;
+* ``"detachedDocument": {"namespace": ..., "localName": ..., "sbdSize": <bytes>,
+  "sbdSha256": "<hex>"}`` - a marker, not content: the business message of an SBD too large to
+  hold (:class:`~sbdh.model.DetachedPayload`), whose bytes the access point keeps as a file.
+  Only the access point writes it; its API refuses it from clients.
 
-These three names are reserved: they never name an eFormidling business message.
+These four names are reserved: they never name an eFormidling business message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -57,6 +62,7 @@ from sbdh.model import (
     BusinessService,
     ContactInformation,
     CorrelationInformation,
+    DetachedPayload,
     DocumentIdentification,
     JsonObject,
     Manifest,
@@ -83,6 +89,7 @@ HEADER_KEY = "standardBusinessDocumentHeader"
 XML_DOCUMENT_KEY = "xmlDocument"
 BINARY_CONTENT_KEY = "binaryContent"
 TEXT_CONTENT_KEY = "textContent"
+DETACHED_DOCUMENT_KEY = "detachedDocument"
 
 _CORRELATION_FIELDS = (
     ("requestingDocumentCreationDateTime", "requesting_document_creation_date_time"),
@@ -187,6 +194,15 @@ def _payload(payload: Payload) -> tuple[str, Any]:
         return payload.type, payload.body.to_python()
     if isinstance(payload, XmlPayload):
         return XML_DOCUMENT_KEY, payload.text()
+    if isinstance(payload, DetachedPayload):
+        return DETACHED_DOCUMENT_KEY, _drop_none(
+            [
+                ("namespace", payload.namespace),
+                ("localName", payload.local_name),
+                ("sbdSize", payload.sbd_size),
+                ("sbdSha256", payload.sbd_sha256),
+            ]
+        )
     if isinstance(payload, BinaryContent):
         return BINARY_CONTENT_KEY, _drop_none(
             [
@@ -471,6 +487,8 @@ class _Reader:
                     self.fail(path, f"must be a string holding XML, not {_kind(value)}")
                     return None
                 return XmlPayload(value.encode("utf-8", errors="strict"))
+            if key == DETACHED_DOCUMENT_KEY:
+                return self.detached(value, path)
             if key in (BINARY_CONTENT_KEY, TEXT_CONTENT_KEY):
                 obj = self.obj(value, path)
                 if obj is None:
@@ -498,6 +516,28 @@ class _Reader:
                 Violation(exc.rule or "json-structure", f"{path}: {exc.message}")
             )
             return None
+
+    def detached(self, value: object, path: str) -> DetachedPayload | None:
+        obj = self.obj(value, path)
+        if obj is None:
+            return None
+        self.known(obj, path, ("namespace", "localName", "sbdSize", "sbdSha256"))
+        namespace = self.string(obj, "namespace", path, required=False)
+        local_name = self.string(obj, "localName", path, required=True)
+        digest = self.string(obj, "sbdSha256", path, required=True)
+        size = obj.get("sbdSize")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            self.fail(f"{path}/sbdSize", "must be a whole number of bytes")
+            return None
+        if digest is not None and not _SHA256_HEX.match(digest):
+            self.fail(f"{path}/sbdSha256", "must be a SHA-256 in hex (64 lower-case digits)")
+            return None
+        if local_name is None or digest is None:
+            return None
+        return DetachedPayload(namespace, local_name, size, digest)
+
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _kind(value: object) -> str:
@@ -604,7 +644,9 @@ def _xml_structure(document: StandardBusinessDocument) -> list[Violation]:
     (no sender, a CreationDateAndTime that is no xs:dateTime, a scope without
     InstanceIdentifier) is refused here too, with the same ``sbdh-*`` rule ids.
     """
-    probe = document if document.payload is not None else replace(document, payload=_PLACEHOLDER)
+    # a detached business message has no XML form: the header is what is judged here
+    held = document.payload is not None and not isinstance(document.payload, DetachedPayload)
+    probe = document if held else replace(document, payload=_PLACEHOLDER)
     try:
         return list(read_sbd(parse_xml(sbd_to_xml(probe, pretty=False))).violations)
     except InvalidInput as exc:  # already reported by the JSON reader in its own terms

@@ -16,11 +16,13 @@ the eFormidling samples, and give it back unchanged. Judging values is the job o
 :mod:`sbdh.rules`; the typed accessors here (``creation_datetime()``, ``document_type_id`` ...)
 interpret on demand.
 
-The payload is one of four frozen kinds (see :data:`Payload`):
+The payload is one of five frozen kinds (see :data:`Payload`):
 
 * :class:`XmlPayload` - any XML business document, held as canonical bytes (see its docstring),
 * :class:`BinaryContent` / :class:`TextContent` - the Peppol envelope wrapper for non-XML payloads,
-* :class:`BusinessMessage` - an eFormidling business message as a frozen JSON tree.
+* :class:`BusinessMessage` - an eFormidling business message as a frozen JSON tree,
+* :class:`DetachedPayload` - a business message too large to hold, read by :mod:`sbdh.stream`:
+  only its name is in the model, the SBD's bytes stay in a file the caller keeps.
 
 Nothing here does I/O; the XML and JSON forms live in :mod:`sbdh.xmlform` and
 :mod:`sbdh.jsonform`.
@@ -54,6 +56,7 @@ __all__ = [
     "BusinessService",
     "ContactInformation",
     "CorrelationInformation",
+    "DetachedPayload",
     "DocumentIdentification",
     "FieldShape",
     "JsonObject",
@@ -319,7 +322,13 @@ def known_message_types() -> frozenset[str]:
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 #: member names of the JSON form that are not business message types (see sbdh.jsonform)
 RESERVED_MESSAGE_TYPES = frozenset(
-    {"standardBusinessDocumentHeader", "xmlDocument", "binaryContent", "textContent"}
+    {
+        "standardBusinessDocumentHeader",
+        "xmlDocument",
+        "binaryContent",
+        "textContent",
+        "detachedDocument",
+    }
 )
 
 
@@ -441,7 +450,25 @@ class TextContent:
     xml_prefix: str | None = field(default=None, compare=False)
 
 
-Payload = XmlPayload | BinaryContent | TextContent | BusinessMessage
+@dataclass(frozen=True)
+class DetachedPayload:
+    """The business message of an SBD too large to hold in memory, as :mod:`sbdh.stream`
+    read it: the name of its root element, and the size and SHA-256 of the whole SBD's bytes.
+
+    The bytes are not here: whoever read them keeps them (a file) and passes them on as they
+    came. So this payload has no XML form of its own (:func:`sbdh.xmlform.sbd_to_xml` refuses
+    it); its JSON form is a marker, ``detachedDocument``, naming what was read.
+    """
+
+    namespace: str | None
+    local_name: str
+    #: bytes in the whole SBD (header, business message and all)
+    sbd_size: int
+    #: SHA-256 (hex) of the whole SBD's bytes
+    sbd_sha256: str
+
+
+Payload = XmlPayload | BinaryContent | TextContent | BusinessMessage | DetachedPayload
 
 
 # --------------------------------------------------------------------------- header

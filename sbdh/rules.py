@@ -75,6 +75,7 @@ from sbdh.model import (
     BinaryContent,
     BusinessMessage,
     CorrelationInformation,
+    DetachedPayload,
     MlsType,
     Partner,
     Payload,
@@ -85,10 +86,17 @@ from sbdh.model import (
     XmlPayload,
     is_xs_datetime,
 )
-from sbdh.xmlform import read_sbd
+from sbdh.xmlform import Reading, read_sbd
 from sbdh.xmlsafe import parse_xml
 
-__all__ = ["Profile", "ValidationReport", "check_sbd", "validate_document", "validate_sbd"]
+__all__ = [
+    "Profile",
+    "ValidationReport",
+    "check_reading",
+    "check_sbd",
+    "validate_document",
+    "validate_sbd",
+]
 
 
 class Profile(enum.StrEnum):
@@ -158,6 +166,8 @@ def _message_of(payload: Payload | None) -> _Message:
         return _Message(True, namespace=payload.namespace, local_name=payload.local_name)
     if isinstance(payload, BusinessMessage):
         return _Message(True, namespace=NEXTMOVE_NS, local_name=payload.type)
+    if isinstance(payload, DetachedPayload):
+        return _Message(True, namespace=payload.namespace, local_name=payload.local_name)
     name = "BinaryContent" if isinstance(payload, BinaryContent) else "TextContent"
     assert isinstance(payload, BinaryContent | TextContent)
     return _Message(True, namespace=ENVELOPE_NS, local_name=name)
@@ -580,9 +590,10 @@ def _resolve(
         return profile
     if header is None:
         return Profile.GENERIC if bare_header else Profile.PEPPOL
-    if isinstance(payload, BusinessMessage) or header.document_identification.standard.startswith(
-        _EFORMIDLING_STANDARDS
-    ):
+    nextmove = isinstance(payload, BusinessMessage) or (
+        isinstance(payload, DetachedPayload) and payload.namespace == NEXTMOVE_NS
+    )
+    if nextmove or header.document_identification.standard.startswith(_EFORMIDLING_STANDARDS):
         return Profile.EFORMIDLING
     authorities = {
         (p.identifier.authority or "").lower() for p in header.senders + header.receivers
@@ -631,7 +642,11 @@ def _judge(data: bytes, profile: Profile) -> ValidationReport:
         chosen = _resolve(profile, header, payload)
         found = _profile_rules(chosen, header, _message_of(payload))
         return ValidationReport(chosen, _merge(found, reading.violations), document)
-    xml = read_sbd(parse_xml(data))
+    return _judge_reading(read_sbd(parse_xml(data)), profile)
+
+
+def _judge_reading(xml: Reading, profile: Profile) -> ValidationReport:
+    """Judge what the XML reader found (of a parsed document, or of a streamed one)."""
     payload = xml.document.payload if xml.document else None
     chosen = _resolve(profile, xml.header, payload, bare_header=xml.bare_header)
     rules: list[Violation] = []
@@ -668,7 +683,17 @@ def check_sbd(data: bytes, profile: Profile = Profile.AUTO) -> StandardBusinessD
     the parsers refuse and :class:`~sbdh.errors.EnvelopeError` (with every violation) for an SBD
     that breaks a rule.
     """
-    report = _judge(data, profile)
+    return _checked(_judge(data, profile))
+
+
+def check_reading(reading: Reading, profile: Profile = Profile.AUTO) -> StandardBusinessDocument:
+    """Like :func:`check_sbd`, for a document the XML reader has read already: what
+    :mod:`sbdh.stream` makes of an SBD too large to parse whole (its business message a
+    :class:`~sbdh.model.DetachedPayload`, judged by its root element's name as any other)."""
+    return _checked(_judge_reading(reading, profile))
+
+
+def _checked(report: ValidationReport) -> StandardBusinessDocument:
     if not report.valid:
         raise EnvelopeError(report.violations)
     if report.document is None:

@@ -53,6 +53,7 @@ from sbdh.model import (
     BusinessService,
     ContactInformation,
     CorrelationInformation,
+    DetachedPayload,
     DocumentIdentification,
     FieldShape,
     JsonObject,
@@ -885,6 +886,12 @@ def _scope_information(parent: etree._Element, info: ScopeInformation) -> None:
 
 
 def _payload_bytes(payload: Payload, pretty: bool) -> bytes:
+    if isinstance(payload, DetachedPayload):
+        raise InvalidInput(
+            f"the business message {payload.local_name} is held as a file of "
+            f"{payload.sbd_size} bytes, not in the model: pass that file on as it is",
+            rule="sbd-detached",
+        )
     if isinstance(payload, XmlPayload):
         return payload.canonical
     if isinstance(payload, BusinessMessage):
