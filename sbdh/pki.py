@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from sbdh.errors import ConfigurationError
 from sbdh.identifiers import OrganisationNumber
@@ -182,8 +182,14 @@ def issue_end_entity(
     organisation_number: str | None = None,
     days: int = 365,
     key_size: int = 2048,
+    ocsp_url: str | None = None,
+    crl_url: str | None = None,
 ) -> Credential:
-    """An end-entity certificate usable for signing and for receiving encrypted content."""
+    """An end-entity certificate usable for signing and for receiving encrypted content.
+
+    ``ocsp_url`` and ``crl_url``, when given, are written into the Authority Information Access
+    and CRL Distribution Points extensions, as a real CA's certificates carry them (the local
+    OCSP responder and CRL server are :mod:`adapters.standins.ocsp`)."""
     if organisation_number is not None:
         OrganisationNumber(organisation_number)  # refuse a number that fails its check digit
     key = _new_key(key_size)
@@ -198,7 +204,7 @@ def issue_end_entity(
         encipher_only=False,
         decipher_only=False,
     )
-    cert = (
+    builder = (
         _builder(
             _name(common_name, organisation, organisation_number),
             issuer.certificate.subject,
@@ -215,9 +221,29 @@ def issue_end_entity(
             critical=False,
         )
         .add_extension(_aki(issuer), critical=False)
-        .sign(issuer.key, hashes.SHA256())
     )
+    cert = _with_revocation_urls(builder, ocsp_url, crl_url).sign(issuer.key, hashes.SHA256())
     return Credential(cert, key, (issuer.certificate, *issuer.chain))
+
+
+def _with_revocation_urls(
+    builder: x509.CertificateBuilder, ocsp_url: str | None, crl_url: str | None
+) -> x509.CertificateBuilder:
+    if ocsp_url is not None:
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    if crl_url is not None:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    return builder
 
 
 @dataclass(frozen=True)
