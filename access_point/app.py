@@ -38,6 +38,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from access_point.api import MIDDLEWARES, setup_api
+from access_point.api.capabilities import CAPABILITIES, Capabilities
 from access_point.api.manage import HealthCheck, Metrics
 from access_point.api.routing import OPEN_ROUTES
 from access_point.destinations import DestinationPolicy
@@ -45,6 +46,9 @@ from access_point.directory import Directory
 from access_point.jobs import MessageOperations, build_kinds, lifetime_sweep, no_subscriptions
 from access_point.messages import MessageService
 from access_point.network import AS4_PATH, As4Network
+from access_point.persons import PersonRoutes
+from access_point.revocation import RevocationPolicy
+from access_point.routes import FixedSmp, NetworkRoutes
 from access_point.settings import Settings
 from access_point.webhooks import WEBHOOK_JOB, Webhooks
 from access_point.worker import Idempotency, JobKind, run_worker
@@ -52,6 +56,11 @@ from adapters.db.engine import Database
 from adapters.db.migrate import upgrade_async
 from adapters.files import FileStore
 from adapters.queue import DatabaseQueue, JobQueue, RabbitMQQueue
+from routing.krr_client import KrrClient
+from routing.registers import PopulationRegisterClient
+from routing.resolver import RouteResolver
+from routing.sml import SmlClient, SmlLookup
+from routing.smp_client import SmpClient
 from sbdh.errors import ConfigurationError
 from sbdh.pki import Credential, generate_dev_pki, init_pki
 from sbdh.trust import TrustStore
@@ -162,6 +171,58 @@ def load_directory(settings: Settings) -> Directory:
     """The participant → AS4 endpoint directory (empty when none is configured)."""
     path = settings.directory_path
     return Directory() if path is None else Directory.load(path)
+
+
+def load_routes(settings: Settings, directory: Directory, ap_trust: TrustStore) -> NetworkRoutes:
+    """The directory as override, then the SML (or one fixed SMP) and the SMP when configured."""
+    if not settings.discovers:
+        return NetworkRoutes(directory)
+    sml: SmlLookup
+    if settings.smp_url:
+        sml = FixedSmp(settings.smp_url)
+    else:
+        sml = SmlClient(
+            zone=settings.sml_zone,
+            nameserver=_host_port(settings.sml_nameserver) if settings.sml_nameserver else None,
+            allow_http=settings.registry_allow_http,
+        )
+    smp = SmpClient(load_smp_trust(settings), allow_http=settings.registry_allow_http)
+    return NetworkRoutes(directory, RouteResolver(sml, smp, ap_trust=ap_trust))
+
+
+def load_people(settings: Settings) -> PersonRoutes | None:
+    """KRR and the population register for letters to persons (None without KRR)."""
+    if not settings.krr_url:
+        return None
+    token = settings.krr_token.value.decode() if settings.krr_token is not None else ""
+    population = (
+        PopulationRegisterClient(settings.population_url) if settings.population_url else None
+    )
+    return PersonRoutes(KrrClient(settings.krr_url, token), population)
+
+
+def load_smp_trust(settings: Settings) -> TrustStore:
+    """The anchors SMP signatures chain to: the configured PEM files, or the PKI's root and AP
+    CA (the development PKI issues the local SMP's certificate from its AP CA)."""
+    if settings.smp_trust:
+        paths = [Path(p) for p in settings.smp_trust.split(os.pathsep) if p.strip()]
+        anchors, intermediates = paths[:1], paths[1:]
+    else:
+        pki = settings.pki_path
+        anchors = [pki / "root-ca.pem"]
+        intermediates = [p for p in (pki / "ap-ca.pem",) if p.exists()]
+    try:
+        return TrustStore.load(*anchors, intermediates=intermediates)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"the SMP trust anchors cannot be read: {exc}") from exc
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError as exc:
+        raise ConfigurationError(f"BUDSTIKKE_SML_NAMESERVER {text!r} is not host:port") from exc
 
 
 def add_as4_route(app: web.Application, network: As4Network) -> None:
@@ -338,13 +399,20 @@ async def create_runtime(
     pause = _test_pause_after_delivery()
     if pause is not None:
         operations = _PausingAfterDelivery(service, pause)
+    ap_trust = load_ap_trust(settings, credential)
+    directory = load_directory(settings)
     network = As4Network(
         service=service,
         files=files,
         credential=credential,
-        trust=load_ap_trust(settings, credential),
-        directory=load_directory(settings),
+        trust=ap_trust,
+        directory=directory,
+        routes=load_routes(settings, directory, ap_trust),
+        people=load_people(settings),
         max_request=settings.as4_max_request,
+        revocation=RevocationPolicy.create(
+            settings.revocation, timeout=settings.revocation_timeout.total_seconds()
+        ),
     )
     kinds = build_kinds(
         operations,
@@ -386,6 +454,7 @@ async def create_runtime(
         network=network,
     )
     add_as4_route(app, network)
+    app[CAPABILITIES] = Capabilities(service, network.router)
     app.cleanup_ctx.append(_lifecycle(runtime))
     return runtime
 

@@ -63,9 +63,19 @@ class Directory:
     """Participants (``0192:…``, lower-cased scheme part kept as given) → their endpoint."""
 
     endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    #: receiving organisations' own certificates for participants found through the SMP (an
+    #: entry with ``organisation_certificate`` alone): the SMP does not publish them
+    organisation_certificates: Mapping[str, x509.Certificate] = field(default_factory=dict)
 
     def lookup(self, participant: str) -> Endpoint | None:
         return self.endpoints.get(_key(participant))
+
+    def organisation_certificate(self, participant: str) -> x509.Certificate | None:
+        """The organisation's own certificate, from an override or a certificate-only entry."""
+        found = self.endpoints.get(_key(participant))
+        if found is not None and found.organisation_certificate is not None:
+            return found.organisation_certificate
+        return self.organisation_certificates.get(_key(participant))
 
     def __iter__(self) -> Iterator[Endpoint]:
         return iter(self.endpoints.values())
@@ -84,6 +94,7 @@ class Directory:
         if not isinstance(participants, dict):
             raise ConfigurationError(f"AS4 directory {path}: no 'participants' object")
         endpoints: dict[str, Endpoint] = {}
+        organisations: dict[str, x509.Certificate] = {}
         for participant, entry in participants.items():
             where = f"AS4 directory {path}, {participant}"
             try:
@@ -93,6 +104,16 @@ class Directory:
             if not isinstance(entry, dict):
                 raise ConfigurationError(f"{where}: not an object")
             url = entry.get("endpoint")
+            if url is None and "access_point_certificate" not in entry:
+                # only the organisation's certificate: the endpoint comes from the SMP
+                own = _certificate(path.parent, entry, "organisation_certificate", where)
+                if own is None:
+                    raise ConfigurationError(
+                        f"{where}: give 'endpoint' and 'access_point_certificate', or "
+                        "'organisation_certificate' alone"
+                    )
+                organisations[_key(participant)] = own
+                continue
             if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
                 raise ConfigurationError(f"{where}: 'endpoint' must be an http(s) URL")
             certificate = _certificate(path.parent, entry, "access_point_certificate", where)
@@ -106,7 +127,7 @@ class Directory:
                     path.parent, entry, "organisation_certificate", where
                 ),
             )
-        return cls(endpoints)
+        return cls(endpoints, organisations)
 
 
 def _key(participant: str) -> str:

@@ -86,11 +86,14 @@ from adapters.db.schema import (
     message_files,
     messages,
     outbox,
+    routing_decisions,
     status_events,
     status_feed_acks,
 )
 from adapters.files import FileStore, StoredFile
 from adapters.noark import check_arkivmelding, kvittering_from_json, parse_arkivmelding
+from routing.decision import RoutingDecision
+from routing.policy import decide_organisation
 from sbdh.errors import (
     BusError,
     Conflict,
@@ -105,8 +108,10 @@ from sbdh.errors import (
 from sbdh.identifiers import NationalId, OrganisationNumber, ParticipantId
 from sbdh.jsonform import sbd_to_python
 from sbdh.model import (
+    NEXTMOVE_NS,
     BusinessMessage,
     CorrelationInformation,
+    DetachedPayload,
     ScopeInformationForm,
     ScopeType,
     StandardBusinessDocument,
@@ -117,6 +122,7 @@ from sbdh.model import (
 from sbdh.package import PackageFile, write_container
 from sbdh.pki import Credential
 from sbdh.rules import Profile, check_sbd, validate_document
+from sbdh.stream import DEFAULT_SBD_STREAM_LIMITS, SbdStreamLimits, StreamedSbd, check_sbd_stream
 
 __all__ = [
     "ASIC_CONTENT_TYPE",
@@ -148,6 +154,10 @@ ASIC_CONTENT_TYPE = "application/vnd.etsi.asic-e+zip"
 #: largest arkivmelding.xml read for validation on send
 ARKIVMELDING_LIMIT = 16 * 1024 * 1024
 ARKIVMELDING_XML = "arkivmelding.xml"
+#: the file an SBD on the streamed path is kept as (role ``sbd`` on the sending side; what the
+#: receiving system pops, as for any SBD that came alone over AS4)
+SBD_FILENAME = "sbd.xml"
+SBD_ROLE = "sbd"
 MAX_ID_LENGTH = 64
 _MAX_PAGE_SIZE = 1000
 
@@ -862,6 +872,18 @@ def _insert_event_returning_pk(connection: AsyncConnection) -> Any:
     return statement
 
 
+def _decision_values(pk: int, decision: RoutingDecision) -> dict[str, Any]:
+    """The routing_decisions row of ``decision`` for message ``pk``."""
+    return {
+        "message_pk": pk,
+        "decided_at": decision.decided_at,
+        "channel": decision.channel.value,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "record": decision.to_json(),
+    }
+
+
 @dataclass(frozen=True)
 class _Delivery:
     """A local delivery on its way into a group-commit round."""
@@ -1150,14 +1172,32 @@ class MessageService:
     def _parse(self, sbd: StandardBusinessDocument | bytes, now: datetime) -> _Parsed:
         if isinstance(sbd, bytes | bytearray):
             document = check_sbd(bytes(sbd), Profile.GENERIC)
+            if isinstance(document.payload, DetachedPayload):
+                raise InvalidInput(
+                    "detachedDocument: only the access point writes this marker (for an SBD it "
+                    "keeps as a file); send the SBD itself, as XML when it is large",
+                    rule="detachedDocument",
+                )
         else:
             document = sbd
         header = document.header
-        eformidling = isinstance(document.payload, BusinessMessage) or (
-            header.document_identification.standard.startswith(
+        payload = document.payload
+        detached = isinstance(payload, DetachedPayload)
+        eformidling = (
+            isinstance(payload, BusinessMessage)
+            or (isinstance(payload, DetachedPayload) and payload.namespace == NEXTMOVE_NS)
+            or header.document_identification.standard.startswith(
                 ("urn:no:difi:", "urn:fdc:digdir.no:")
             )
         )
+        if eformidling and detached:
+            # an eFormidling SBD is signed whole and its business message read as JSON: both
+            # need it in memory. Its documents travel as files, so the SBD itself stays small.
+            raise PayloadTooLarge(
+                f"an eFormidling SBD larger than {self.settings.sbd_stream_threshold} bytes is "
+                "not accepted: upload the documents as files of the message",
+                rule="sbd-size",
+            )
         profile = Profile.EFORMIDLING if eformidling else Profile.PEPPOL
         report = validate_document(document, profile)
         if not report.valid:
@@ -1298,9 +1338,80 @@ class MessageService:
         return expires, replace(document, header=new_header)
 
     async def create(self, client: Client, sbd: StandardBusinessDocument | bytes) -> MessageView:
-        """Store a new outgoing message (OPPRETTET); idempotent on message id and content."""
+        """Store a new outgoing message (OPPRETTET); idempotent on message id and content.
+
+        An XML SBD larger than ``settings.sbd_stream_threshold`` takes the streamed path
+        (:meth:`create_streamed`) even when it is handed over whole.
+        """
+        if isinstance(sbd, bytes | bytearray) and self.streams(sbd):
+            return await self.create_streamed(client, _iterate(bytes(sbd)))
         now = self.clock()
-        parsed = self._parse(sbd, now)
+        return await self._create_parsed(client, self._parse(sbd, now), now)
+
+    def streams(self, head: bytes, *, size: int | None = None) -> bool:
+        """Whether an SBD of ``size`` bytes (default: ``len(head)``) whose bytes begin (or
+        are) ``head`` takes the streamed path: XML, over ``settings.sbd_stream_threshold``."""
+        total = len(head) if size is None else size
+        return (
+            total > self.settings.sbd_stream_threshold
+            and head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+        )
+
+    def sbd_stream_limits(self) -> SbdStreamLimits:
+        """The streamed reader's limits: the parser's defaults, the size from the settings."""
+        xml = replace(DEFAULT_SBD_STREAM_LIMITS.xml, max_bytes=self.settings.max_sbd_size)
+        return replace(DEFAULT_SBD_STREAM_LIMITS, xml=xml)
+
+    def read_stored_sbd(self, storage_id: str, profile: Profile) -> StreamedSbd:
+        """An SBD kept in the file store, read streamed and judged by ``profile`` (blocking:
+        run it on a thread)."""
+        with self.files.open(storage_id) as source:
+            return check_sbd_stream(source, profile, self.sbd_stream_limits())
+
+    async def create_streamed(self, client: Client, chunks: AsyncIterator[bytes]) -> MessageView:
+        """:meth:`create` for an XML SBD too large to hold (hundreds of MB): never whole in
+        memory.
+
+        The bytes go straight to the encrypted file store (at most ``settings.max_sbd_size``),
+        are read back streamed (:mod:`sbdh.stream`: the header modelled and judged, the rest
+        checked to be well-formed), and the message is stored with the file (role ``sbd``, name
+        ``sbd.xml``) and, in the database, the header and a ``detachedDocument`` marker (the
+        business message's name, the SBD's size and SHA-256) in place of the business message.
+        The AS4 channel sends the file as it came. Only Peppol SBDs: an eFormidling SBD is
+        signed and read whole, and carries its documents as files. Idempotent as
+        :meth:`create`: the marker holds the SHA-256 of the bytes, so the same bytes again are
+        the same message and other bytes under the same message id a conflict.
+        """
+        try:
+            stored = await self.files.write(chunks, max_size=self.settings.max_sbd_size)
+        except PayloadTooLarge as exc:
+            raise PayloadTooLarge(
+                f"the SBD is larger than the limit of {self.settings.max_sbd_size} bytes",
+                rule="sbd-size",
+            ) from exc
+        try:
+            streamed = await asyncio.to_thread(
+                self.read_stored_sbd, stored.storage_id, Profile.GENERIC
+            )
+            now = self.clock()
+            parsed = self._parse(streamed.document, now)
+            view = await self._create_parsed(client, parsed, now, sbd_file=stored)
+        except BaseException:
+            await self.files.delete(stored.storage_id)
+            raise
+        if view.existing:  # the message is stored with its own copy of these bytes
+            await self.files.delete(stored.storage_id)
+        return view
+
+    async def _create_parsed(
+        self,
+        client: Client,
+        parsed: _Parsed,
+        now: datetime,
+        *,
+        sbd_file: StoredFile | None = None,
+    ) -> MessageView:
+        """Store a parsed SBD as a new outgoing message, with its SBD file when it has one."""
         sender_org = party_key(parsed.sender)
         if sender_org not in client.organisations:
             raise Forbidden(
@@ -1324,6 +1435,22 @@ class MessageService:
             row = inserted.first()
             if row is not None:
                 await self._insert_conversation(connection, row.id, Direction.OUTGOING, parsed, now)
+                if sbd_file is not None:
+                    await connection.execute(
+                        _INSERT_FILE,
+                        {
+                            "message_pk": row.id,
+                            "filename": SBD_FILENAME,
+                            "mime_type": "application/xml",
+                            "title": None,
+                            "primary": False,
+                            "size": sbd_file.size,
+                            "sha256": sbd_file.sha256,
+                            "storage_id": sbd_file.storage_id,
+                            "created_at": now,
+                            "role": SBD_ROLE,
+                        },
+                    )
                 await insert_status_event(
                     connection,
                     message_pk=row.id,
@@ -1399,7 +1526,11 @@ class MessageService:
         rows = (
             await connection.execute(
                 sa.select(message_files)
-                .where(message_files.c.message_pk.in_(list(pks)))
+                .where(
+                    message_files.c.message_pk.in_(list(pks)),
+                    # the SBD kept as a file is the message itself, not one of its files
+                    message_files.c.role != SBD_ROLE,
+                )
                 .order_by(message_files.c.id)
             )
         ).all()
@@ -1476,7 +1607,7 @@ class MessageService:
                 await connection.execute(
                     sa.select(sa.func.count())
                     .select_from(message_files)
-                    .where(message_files.c.message_pk == row.id)
+                    .where(message_files.c.message_pk == row.id, message_files.c.role != SBD_ROLE)
                 )
             ).scalar_one()
             primary = self._is_primary(row, filename, first=count == 0)
@@ -1511,18 +1642,29 @@ class MessageService:
         async with self.database.read() as connection:
             row = await self._require_outgoing(connection, client, message_id)
             files = (await self._files(connection, [row.id])).get(row.id, [])
-            storage = (
+            stored = (
                 await connection.execute(
-                    sa.select(message_files.c.filename, message_files.c.storage_id).where(
-                        message_files.c.message_pk == row.id
-                    )
+                    sa.select(
+                        message_files.c.filename,
+                        message_files.c.storage_id,
+                        message_files.c.role,
+                    ).where(message_files.c.message_pk == row.id)
                 )
             ).all()
+        storage = [r for r in stored if r.role != SBD_ROLE]
         if row.sent_at is not None:
             return _message_view(row, files, existing=True)
         if MessageStatus(row.status) is not MessageStatus.OPPRETTET:
             raise Conflict(
                 f"message {message_id} is {row.status}: it cannot be sent", rule="status"
+            )
+        if storage and len(storage) < len(stored):
+            # Peppol's one payload: the AS4 channel sends an SBD kept as a file alone
+            raise InvalidInput(
+                f"files: message {message_id}'s SBD is kept as a file (it is over "
+                f"{self.settings.sbd_stream_threshold} bytes); such a message carries no other "
+                "files",
+                rule="files",
             )
         title = await self._validate_for_send(
             row, files, {r.filename: r.storage_id for r in storage}
@@ -1659,6 +1801,8 @@ class MessageService:
         """
         if not all(isinstance(f.chunks, bytes | bytearray) for f in files):
             return None
+        if isinstance(sbd, bytes | bytearray) and self.streams(sbd):
+            return None  # create takes the streamed path
         contents = [bytes(f.chunks) for f in files]  # type: ignore[arg-type]
         if sum(len(c) for c in contents) > self.settings.max_multipart_size:
             return None
@@ -2491,6 +2635,23 @@ class MessageService:
                 _SET_CONVERSATION, [{k: m[k] for k in ("pk", "now", "done")} for m in moves]
             )
         await write_status_events(connection, events, now=now)
+        if copied:
+            await connection.execute(
+                routing_decisions.insert(),
+                [
+                    _decision_values(
+                        row.id,
+                        decide_organisation(
+                            ParticipantId(row.receiver),
+                            at=now,
+                            hosted_here=True,
+                            document_type=row.document_type,
+                            process=row.process,
+                        ),
+                    )
+                    for row in copied
+                ],
+            )
         results: list[DeliveryResult] = []
         for row in rows:
             delivered = row.message_id in incoming
@@ -2793,6 +2954,46 @@ class MessageService:
             raw_receipt=json.dumps(parsed.stored_json, ensure_ascii=False)[:100_000],
         )
         return str(original.message_id)
+
+    async def record_routing_decision(self, message_id: str, decision: RoutingDecision) -> bool:
+        """Store why the outgoing message goes where it goes (or cannot go anywhere); a retry
+        that decides the same as the latest decision adds nothing. True when stored."""
+        async with self.database.transaction() as connection:
+            pk = (
+                await connection.execute(
+                    sa.select(messages.c.id).where(
+                        messages.c.message_id == message_id,
+                        messages.c.direction == Direction.OUTGOING.value,
+                    )
+                )
+            ).scalar_one_or_none()
+            if pk is None:
+                return False
+            latest = (
+                await connection.execute(
+                    sa.select(routing_decisions.c.channel, routing_decisions.c.rule)
+                    .where(routing_decisions.c.message_pk == pk)
+                    .order_by(routing_decisions.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if latest is not None and tuple(latest) == (decision.channel.value, decision.rule):
+                return False
+            await connection.execute(routing_decisions.insert(), _decision_values(pk, decision))
+        return True
+
+    async def routing_history(self, client: Client, message_id: str) -> list[dict[str, Any]]:
+        """The routing decisions of one of the client's outgoing messages, oldest first."""
+        async with self.database.read() as connection:
+            row = await self._require_outgoing(connection, client, message_id)
+            rows = (
+                await connection.execute(
+                    sa.select(routing_decisions)
+                    .where(routing_decisions.c.message_pk == row.id)
+                    .order_by(routing_decisions.c.id)
+                )
+            ).all()
+        return [json.loads(r.record) for r in rows]
 
     async def outgoing_for_network(self, message_id: str) -> tuple[Any, list[Any]]:
         """The outgoing message's row and its files' rows, for a channel that sends it."""

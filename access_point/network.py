@@ -48,6 +48,7 @@ from access_point.as4 import (
     Routing,
     SendFailed,
     TrustPolicy,
+    UntrustedSender,
     ValueInconsistent,
     build_error,
     build_receipt,
@@ -55,22 +56,43 @@ from access_point.as4 import (
     check_response,
     receive_user_message,
 )
+from access_point.as4.signer import trusted_path
 from access_point.directory import CircuitBreaker, Directory, Endpoint
-from access_point.messages import MessageService, NetworkFile, party_key, party_of
+from access_point.messages import (
+    SBD_FILENAME,
+    SBD_ROLE,
+    MessageService,
+    NetworkFile,
+    party_key,
+    party_of,
+)
+from access_point.persons import PersonRoutes, national_id_of, undeliverable
+from access_point.revocation import RevocationPolicy
+from access_point.routes import NetworkRoutes, decision_of
 from access_point.statuses import MessageStatus
 from adapters.db.schema import as4_refusals
 from adapters.files import FileStore
 from sbdh.errors import (
+    BusError,
     InvalidInput,
     NoRoute,
     PayloadTooLarge,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from sbdh.identifiers import NationalId
 from sbdh.jsonform import read_python
-from sbdh.model import BusinessMessage, JsonObject, StandardBusinessDocument, eformidling_sbd
+from sbdh.model import (
+    NEXTMOVE_NS,
+    BusinessMessage,
+    JsonObject,
+    StandardBusinessDocument,
+    StandardBusinessDocumentHeader,
+    eformidling_sbd,
+)
 from sbdh.package import PackageFile, seal_package, write_container
 from sbdh.pki import Credential
+from sbdh.revocation import RevocationRefused
 from sbdh.rules import Profile, check_sbd
 from sbdh.signing import sign_sbd, verify_sbd
 from sbdh.trust import TrustStore
@@ -105,14 +127,28 @@ class As4Network:
     credential: Credential
     trust: TrustStore
     directory: Directory
+    #: the directory as override, then SML → SMP (made from ``directory`` alone when not given)
+    routes: NetworkRoutes | None = None
+    #: letters to persons: KRR and the population register (None: not configured)
+    people: PersonRoutes | None = None
     max_request: int = 1 << 30
     timeout: float = 60.0
     breaker: CircuitBreaker | None = None
+    #: revocation checking of the peers' certificates (OCSP/CRL); None = not checked
+    revocation: RevocationPolicy | None = None
     _session: aiohttp.ClientSession | None = None
 
     def __post_init__(self) -> None:
         if self.breaker is None:
             self.breaker = CircuitBreaker()
+        if self.routes is None:
+            self.routes = NetworkRoutes(self.directory)
+
+    @property
+    def router(self) -> NetworkRoutes:
+        """Where messages go (set in ``__post_init__``)."""
+        assert self.routes is not None
+        return self.routes
 
     @property
     def name(self) -> str:
@@ -120,6 +156,11 @@ class As4Network:
         return str(names[0].value)
 
     async def close(self) -> None:
+        await self.router.close()
+        if self.people is not None:
+            await self.people.close()
+        if self.revocation is not None:
+            await self.revocation.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -233,9 +274,96 @@ class As4Network:
             log.exception("the refusal of an AS4 request could not be recorded")
 
     async def _accept(self, inbound: InboundMessage, now: datetime) -> web.StreamResponse:
+        await self._check_sender_revocation(inbound, now)
         payloads = inbound.payloads
+        if payloads[0].size > self.service.settings.sbd_stream_threshold:
+            return await self._accept_streamed(inbound, now)
         sbd_xml = await asyncio.to_thread(payloads[0].read_bytes)
         document = await asyncio.to_thread(self._check_sbd, sbd_xml, inbound, now)
+
+        async def store() -> list[NetworkFile]:
+            return [await self._store_payload(inbound, sbd_xml)]
+
+        return await self._receipt_for(inbound, document, now, store)
+
+    async def _accept_streamed(self, inbound: InboundMessage, now: datetime) -> web.StreamResponse:
+        """:meth:`_accept` for an SBD over ``settings.sbd_stream_threshold``: never whole in
+        memory. The payload goes from its spool to the file store (what the receiving system
+        pops, ``sbd.xml``), is read back streamed (:mod:`sbdh.stream`: header and envelope
+        rules, the whole document well-formed) and stored with its header only.
+
+        It must come alone and unsigned: Peppol's shape. An SBD-level signature cannot be
+        verified without holding the document, and an eFormidling SBD is small by design (its
+        documents travel as the second payload).
+        """
+        settings = self.service.settings
+        if len(inbound.payloads) > 1:
+            raise OtherError(
+                f"the SBD is over {settings.sbd_stream_threshold} bytes and has a document "
+                "package beside it: a large SBD must travel alone",
+                ref_to_message_id=inbound.message_id,
+            )
+        try:
+            stored = await self.files.write(
+                _chunks(inbound.payloads[0].iter_chunks()), max_size=settings.max_sbd_size
+            )
+        except PayloadTooLarge as exc:
+            raise OtherError(
+                f"the SBD is larger than {settings.max_sbd_size} bytes",
+                ref_to_message_id=inbound.message_id,
+            ) from exc
+        kept = [NetworkFile(stored, SBD_FILENAME, "application/xml")]
+        handed_over = False
+
+        async def store() -> list[NetworkFile]:
+            nonlocal handed_over
+            handed_over = True  # _receipt_for forgets them from here on when it must
+            return kept
+
+        try:
+            document = await asyncio.to_thread(self._check_stored_sbd, stored.storage_id, inbound)
+            response = await self._receipt_for(inbound, document, now, store)
+        except BaseException:
+            if not handed_over:
+                await self._forget(kept)
+            raise
+        if not handed_over:  # a repeat: the message is stored with its first copy
+            await self._forget(kept)
+        return response
+
+    def _check_stored_sbd(
+        self, storage_id: str, inbound: InboundMessage
+    ) -> StandardBusinessDocument:
+        """:meth:`_check_sbd` for an SBD in the file store, read streamed."""
+        threshold = self.service.settings.sbd_stream_threshold
+        try:
+            streamed = self.service.read_stored_sbd(storage_id, Profile.AUTO)
+        except InvalidInput as exc:
+            raise OtherError(f"the SBD is not acceptable: {exc}") from exc
+        document = streamed.document
+        if document.header.document_identification.standard.startswith(_EFORMIDLING) or (
+            streamed.payload.namespace == NEXTMOVE_NS
+        ):
+            raise OtherError(
+                f"an eFormidling SBD over {threshold} bytes is not accepted: its documents "
+                "travel as the document package"
+            )
+        if streamed.signed:
+            raise OtherError(
+                f"the SBD is signed and over {threshold} bytes: its signature cannot be "
+                "verified without holding it whole (a Peppol SBD travels unsigned)"
+            )
+        self._check_agreement(document, inbound)
+        return document
+
+    async def _receipt_for(
+        self,
+        inbound: InboundMessage,
+        document: StandardBusinessDocument,
+        now: datetime,
+        store: Callable[[], Awaitable[list[NetworkFile]]],
+    ) -> web.StreamResponse:
+        """Duplicates, then the message stored (``store`` gives its files) and its receipt."""
         peer = inbound.user_message.from_party.party_id
         seen = await self.service.network_duplicate(
             inbound.message_id, document.header.document_identification.instance_identifier
@@ -253,7 +381,7 @@ class As4Network:
         files: list[NetworkFile] = []
         try:
             if seen is None:
-                files = [await self._store_payload(inbound, sbd_xml)]
+                files = await store()
             accepted = await self.service.accept_from_network(
                 document,
                 files=files,
@@ -281,6 +409,13 @@ class As4Network:
             document = check_sbd(sbd_xml, Profile.AUTO)
         except InvalidInput as exc:
             raise OtherError(f"the SBD is not acceptable: {exc}") from exc
+        self._check_agreement(document, inbound)
+        return document
+
+    @staticmethod
+    def _check_agreement(document: StandardBusinessDocument, inbound: InboundMessage) -> None:
+        """The SBD's sender and receiver are the ebMS header's originalSender and
+        finalRecipient."""
         header = document.header
         routing = inbound.routing
         if header.sender is None or header.receiver is None:
@@ -292,13 +427,50 @@ class As4Network:
         for name, in_sbd, in_ebms in pairs:
             if party_key(in_sbd) != party_key(in_ebms):
                 raise ValueInconsistent(f"{name} {in_ebms} does not agree with the SBD's {in_sbd}")
-        return document
+
+    async def _check_sender_revocation(self, inbound: InboundMessage, now: datetime) -> None:
+        """The signer's certificate, verified and chained by the AS4 core, must not be revoked
+        (EBMS:0101 when the policy refuses it). Done here, not in the core, because asking an
+        OCSP responder is I/O; the answer is cached until its nextUpdate."""
+        if self.revocation is None or len(inbound.chain) < 2:
+            return  # no policy, or the signer is itself a trust anchor: nobody to ask
+        try:
+            await self.revocation.verify(inbound.signer, inbound.chain[1], now=now)
+        except RevocationRefused as exc:
+            raise UntrustedSender(
+                f"the signer's certificate is not accepted: {exc.message}",
+                rule=exc.rule,
+                ref_to_message_id=inbound.message_id,
+            ) from exc
+
+    async def _check_receiver_revocation(
+        self, certificate: x509.Certificate, endpoint: Endpoint, about: str, now: datetime
+    ) -> None:
+        """Before anything is encrypted to a receiving access point's certificate (and its
+        receipt, pinned to that certificate, trusted), it must not be revoked. Refused: the
+        send fails (permanently; transiently when hard-fail could not reach the responder)."""
+        if self.revocation is None:
+            return
+        try:
+            chain = trusted_path(certificate, self.trust, at=now)
+        except UntrustedSender:
+            return  # not chained at all: the receipt check reports that, as before
+        if len(chain) < 2:
+            return
+        try:
+            await self.revocation.verify(certificate, chain[1], now=now)
+        except RevocationRefused as exc:
+            text = f"{endpoint.access_point}'s certificate is not accepted, {about} not sent: {exc}"
+            if exc.transient:
+                raise TransientDeliveryError(text) from exc
+            raise PermanentDeliveryError(text) from exc
 
     async def _store_payload(self, inbound: InboundMessage, sbd_xml: bytes) -> NetworkFile:
         """What the receiving system will pop: the document package as it came (the second
         payload), or, for a message of one payload, the SBD itself."""
         if len(inbound.payloads) < 2:
-            return NetworkFile(await self.files.write_bytes(sbd_xml), "sbd.xml", "application/xml")
+            stored = await self.files.write_bytes(sbd_xml)
+            return NetworkFile(stored, SBD_FILENAME, "application/xml")
         package = inbound.payloads[1]
         mime = package.mime_type or ASIC_MIME
         stored = await self.files.write(_chunks(package.iter_chunks()), max_size=1 << 40)
@@ -312,7 +484,7 @@ class As4Network:
     # ------------------------------------------------------------------ outbound (corner 2)
 
     def can_reach(self, receiver: str) -> bool:
-        return self.directory.lookup(receiver) is not None
+        return self.router.knows(receiver)
 
     async def send(
         self,
@@ -323,9 +495,10 @@ class As4Network:
         """Send an outgoing message to its receiver's access point; True when it went now,
         False when its job's claim was taken already."""
         row, files = await self.service.outgoing_for_network(message_id)
-        endpoint = self.directory.lookup(row.receiver)
-        if endpoint is None:
-            raise NoRoute(f"receiver {row.receiver} is not served here and not in the directory")
+        person = national_id_of(row.receiver)
+        if person is not None:
+            await self._letter(message_id, person, row.process)
+        endpoint = await self._route(message_id, row.receiver, row.document_type, row.process)
         if row.sent_at is None:
             raise PermanentDeliveryError(f"message {message_id} has not been sent")
         if row.status in (MessageStatus.FEIL.value, MessageStatus.LEVETID_UTLOPT.value):
@@ -334,12 +507,15 @@ class As4Network:
         if row.expires_at is not None and now >= row.expires_at:
             raise PermanentDeliveryError(f"message {message_id}'s lifetime ended unsent")
         document = _document(row.sbd_json)
+        # an SBD over the stream threshold is kept as a file: it goes as it came
+        sbd_file = next((f.storage_id for f in files if f.role == SBD_ROLE), None)
+        files = [f for f in files if f.role != SBD_ROLE]
         package = None
         if files:
             package = await asyncio.to_thread(self._package, row, files, endpoint, now)
         try:
             receipt, content_type, as4_id = await self._post(
-                document, endpoint, now, package, message_id
+                document, endpoint, now, package, message_id, sbd_file=sbd_file
             )
         finally:
             if package is not None:
@@ -353,15 +529,44 @@ class As4Network:
             claim=claim,
         )
 
+    async def _letter(self, message_id: str, person: NationalId, process: str) -> NoReturn:
+        """A letter to a person: decided from KRR (and the population register for print) and
+        recorded; it ends here until the mailbox and print channels exist (see
+        :mod:`access_point.persons`)."""
+        if self.people is None or self.people.krr is None:
+            raise NoRoute(
+                "letters to persons need the contact and reservation register "
+                "(BUDSTIKKE_KRR_URL): no route",
+                rule="PERSON-NO-KRR",
+            )
+        decision = await self.people.decide(person, process)
+        await self.service.record_routing_decision(message_id, decision)
+        raise undeliverable(decision)
+
+    async def _route(
+        self, message_id: str, receiver: str, document_type: str, process: str
+    ) -> Endpoint:
+        """The receiver's endpoint (override directory, else SML → SMP); the decision, or why
+        there is none, is stored with the message either way."""
+        try:
+            route = await self.router.route(receiver, document_type, process)
+        except BusError as exc:
+            decision = decision_of(exc)
+            if decision is not None:
+                await self.service.record_routing_decision(message_id, decision)
+            raise
+        await self.service.record_routing_decision(message_id, route.decision)
+        return route.endpoint
+
     async def send_status(self, message_id: str, status: MessageStatus) -> None:
         """Tell the sending access point that an incoming message reached ``status``."""
         found = await self.service.received_over_network(message_id)
         if found is None:
             return
         row, _peer = found
-        endpoint = self.directory.lookup(row.sender)
-        if endpoint is None:
-            raise NoRoute(f"no access point for {row.sender} in the directory: status not sent")
+        # the status goes where the sender's access point receives eFormidling statuses
+        route = await self.router.route(row.sender, STATUS_STANDARD, STATUS_PROCESS)
+        endpoint = route.endpoint
         now = datetime.now(UTC)
         document = eformidling_sbd(
             sender=row.receiver,
@@ -429,20 +634,56 @@ class As4Network:
         now: datetime,
         package: tuple[IO[bytes], str] | None,
         about: str,
+        *,
+        sbd_file: str | None = None,
     ) -> tuple[bytes, str, str]:
-        """Sign, build, post, and check the receipt; (receipt, content type, AS4 message id)."""
+        """Sign, build, post, and check the receipt; (receipt, content type, AS4 message id).
+
+        ``sbd_file``: the file store id of the SBD's bytes, for a message whose SBD is kept as
+        a file (:meth:`MessageService.create_streamed`); they are streamed from the store into
+        the AS4 core (compressed, encrypted and digested in one pass), never whole in memory,
+        and not signed: such an SBD is a Peppol one, which travels unsigned.
+        """
         assert self.breaker is not None
         if not self.breaker.allows(endpoint.url):
             raise TransientDeliveryError(
                 f"{endpoint.access_point} at {endpoint.url} is failing: not tried for "
                 f"{self.breaker.retry_in(endpoint.url):.0f} s (circuit open)"
             )
+        await self._check_receiver_revocation(endpoint.certificate, endpoint, about, now)
         header = document.header
-        sbd_xml = sbd_to_xml(document)
-        if header.document_identification.standard.startswith(_EFORMIDLING):
-            # eFormidling's SBDs travel signed by the sending access point; a Peppol SBD stays
-            # as the envelope specification has it (no signature element after the payload)
-            sbd_xml = await asyncio.to_thread(sign_sbd, sbd_xml, self.credential)
+        eformidling = header.document_identification.standard.startswith(_EFORMIDLING)
+        sbd: bytes | IO[bytes]
+        if sbd_file is not None:
+            if eformidling:  # refused when the message was created
+                raise PermanentDeliveryError(f"{about}: an eFormidling SBD kept as a file")
+            sbd = await asyncio.to_thread(self.files.open, sbd_file)
+        else:
+            sbd = sbd_to_xml(document)
+            if eformidling:
+                # eFormidling's SBDs travel signed by the sending access point; a Peppol SBD
+                # stays as the envelope specification has it (no signature after the payload)
+                sbd = await asyncio.to_thread(sign_sbd, sbd, self.credential)
+        try:
+            return await self._build_and_post(
+                sbd, header, endpoint=endpoint, now=now, package=package, about=about
+            )
+        finally:
+            if not isinstance(sbd, bytes):
+                sbd.close()
+
+    async def _build_and_post(
+        self,
+        sbd: bytes | IO[bytes],
+        header: StandardBusinessDocumentHeader,
+        *,
+        endpoint: Endpoint,
+        now: datetime,
+        package: tuple[IO[bytes], str] | None,
+        about: str,
+    ) -> tuple[bytes, str, str]:
+        """Build the AS4 message around the SBD's bytes (or file), post it, check the receipt."""
+        assert self.breaker is not None
         assert header.sender is not None
         assert header.receiver is not None
         routing = Routing(
@@ -460,7 +701,7 @@ class As4Network:
         attachments = () if package is None else (Attachment(package[0], package[1]),)
         message = await asyncio.to_thread(
             build_user_message,
-            sbd_xml,
+            sbd,
             routing=routing,
             sender=self.credential,
             receiver_certificate=endpoint.certificate,
@@ -483,7 +724,7 @@ class As4Network:
                     f"{endpoint.access_point} at {endpoint.url} did not answer: {exc!r}"
                 ) from exc
             try:
-                await asyncio.to_thread(
+                verified = await asyncio.to_thread(
                     check_response,
                     body,
                     content_type,
@@ -504,6 +745,10 @@ class As4Network:
                     ) from exc
                 raise
             self.breaker.succeeded(endpoint.url)
+            if verified.signer is not None and verified.signer != endpoint.certificate:
+                # the receipt is pinned to the certificate checked before sending; should that
+                # pin ever widen, the receipt's own signer is checked too
+                await self._check_receiver_revocation(verified.signer, endpoint, about, now)
             return body, content_type, message.message_id
 
 

@@ -43,6 +43,24 @@ BUDSTIKKE_AP_TRUST              PEM files other access points' certificates must
 BUDSTIKKE_AS4_DIRECTORY         participant → AS4 endpoint directory, JSON (see
                                 docs/configuration.md; ``<data_dir>/directory.json`` if present)
 BUDSTIKKE_AS4_MAX_REQUEST       largest AS4 request accepted, bytes (1 GiB)
+BUDSTIKKE_SBD_STREAM_THRESHOLD  SBDs (XML) larger than this, bytes, are read streamed and kept as a
+                                file, never whole in memory; smaller ones are parsed whole (16 MiB)
+BUDSTIKKE_MAX_SBD_SIZE          largest SBD accepted on the streamed path, bytes (1 GiB); the
+                                whole-document path keeps the XML parser's 64 MiB
+BUDSTIKKE_SML_ZONE              the SML zone receivers not in the directory are looked up in, e.g.
+                                ``participant.sml.test.tech.peppol.org`` (unset: no SML)
+BUDSTIKKE_SML_NAMESERVER        ``host:port`` of the DNS server for SML lookups (system resolver)
+BUDSTIKKE_SMP_URL               one SMP for every receiver instead of the SML (unset)
+BUDSTIKKE_SMP_TRUST             PEM files SMP signatures must chain to, anchor first, separated by
+                                ``:`` (the PKI's root and AP CA)
+BUDSTIKKE_REGISTRY_ALLOW_HTTP   ``true``: SML/SMP may point at plain-http URLs (local networks)
+BUDSTIKKE_KRR_URL               the contact and reservation register (KRR) letters to persons are
+                                routed by (unset: letters to persons have no route)
+BUDSTIKKE_KRR_TOKEN             the bearer token KRR is asked with
+BUDSTIKKE_POPULATION_URL        the population register print addresses come from
+BUDSTIKKE_REVOCATION            revocation checking of other access points' certificates (OCSP, then
+                                CRL): ``off``, ``soft-fail`` or ``hard-fail`` (``soft-fail``)
+BUDSTIKKE_REVOCATION_TIMEOUT    seconds an OCSP responder or CRL server gets to answer (10)
 ==============================  =================================================================
 """
 
@@ -112,6 +130,33 @@ class Settings:
     as4_directory: str = ""
     #: largest AS4 request accepted (bytes; larger requests are refused before reading)
     as4_max_request: int = 1 << 30
+    #: SBDs (XML) larger than this many bytes take the streamed path: read without being held,
+    #: kept as a file of the message, only the header in the database (sbdh.stream)
+    sbd_stream_threshold: int = 16 << 20
+    #: largest SBD accepted on the streamed path (API create, AS4 receive), in bytes
+    max_sbd_size: int = 1 << 30
+    #: the SML zone receivers are looked up in (U-NAPTR); empty = no SML
+    sml_zone: str = ""
+    #: the DNS server for SML lookups, ``host:port``; empty = the system's resolver
+    sml_nameserver: str = ""
+    #: one SMP asked for every receiver, instead of the SML (a national registry like ELMA)
+    smp_url: str = ""
+    #: PEM files (``os.pathsep``) SMP signing certificates must chain to, the anchor first;
+    #: default the PKI's root and AP CA (the development PKI issues the local SMP's certificate)
+    smp_trust: str = ""
+    #: let SML and SMP answers point at plain-http URLs (the local network; never production)
+    registry_allow_http: bool = False
+    #: the contact and reservation register (KRR) letters to persons are routed by; empty = none
+    krr_url: str = ""
+    #: the bearer token KRR is asked with (a Maskinporten token in production)
+    krr_token: Secret | None = None
+    #: the population register print addresses come from; empty = none
+    population_url: str = ""
+    #: revocation checking of peer AP certificates: off | soft-fail | hard-fail. soft-fail
+    #: accepts a certificate whose status cannot be obtained (responder down) or that names no
+    #: responder at all (the development PKI's), so the embedded default asks nobody
+    revocation: str = "soft-fail"
+    revocation_timeout: timedelta = timedelta(seconds=10)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -126,9 +171,15 @@ class Settings:
             "worker_concurrency",
             "database_pool_size",
             "as4_max_request",
+            "sbd_stream_threshold",
+            "max_sbd_size",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"BUDSTIKKE_{name.upper()} must be positive")
+        if self.revocation not in ("off", "soft-fail", "hard-fail"):
+            raise ConfigurationError(
+                f"BUDSTIKKE_REVOCATION must be off, soft-fail or hard-fail, not {self.revocation!r}"
+            )
 
     @property
     def embedded(self) -> bool:
@@ -146,6 +197,11 @@ class Settings:
             return Path(self.as4_directory)
         default = self.data_dir / "directory.json"
         return default if default.exists() else None
+
+    @property
+    def discovers(self) -> bool:
+        """Whether receivers not hosted here nor in the directory are looked up (SML/SMP)."""
+        return bool(self.sml_zone or self.smp_url)
 
     @property
     def database_is_sqlite(self) -> bool:
@@ -184,6 +240,15 @@ def _seconds(name: str, text: str) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _boolean(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{_PREFIX}{name} must be true or false")
+
+
 def _integer(name: str, text: str) -> int:
     try:
         return int(text)
@@ -210,9 +275,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             "ap_name",
             "ap_trust",
             "as4_directory",
+            "revocation",
+            "sml_zone",
+            "sml_nameserver",
+            "smp_url",
+            "smp_trust",
+            "krr_url",
+            "population_url",
         ):
             values[f.name] = text
-        elif f.name == "amqp_url":
+        elif f.type in ("bool", bool):
+            values[f.name] = _boolean(name, text)
+        elif f.name in ("amqp_url", "krr_token"):
             values[f.name] = Secret(text.encode())
         elif f.name == "storage_key":
             values[f.name] = Secret(_b64_key(text, _PREFIX + name))

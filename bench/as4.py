@@ -25,9 +25,12 @@ delivery of the same SBD; the ``as4`` receiver does not check, so it gets the sa
 Printed: messages/s for 10 KB and 1 MB SBDs, sequential and with ``--concurrency`` in flight,
 for both pairs and their ratio; then one large message (200 MB) Budstikke → Budstikke, sent by
 a fresh subprocess of this script (so its VmHWM is its own) to a fresh receiver, with the VmHWM
-(``/proc/<pid>/status``) of both. The sender's peak is given twice: over its whole life (which
-includes holding the SBD in memory to create the message) and of the send alone (VmHWM reset
-through ``/proc/self/clear_refs`` after the message is created).
+(``/proc/<pid>/status``) of both. The large SBD is written to a file and posted from it to the
+sender's own message API (``POST /api/messages/out``, XML: over the stream threshold it is
+streamed to the file store and never held), then sent. The sender's peak is given twice: over
+its whole life (creating the message included) and of the send alone (VmHWM reset through
+``/proc/self/clear_refs`` after the message is created). Each process starts at about 100 MB
+(the interpreter and the libraries the service imports).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,21 +71,39 @@ KB, MB = 1000, 1000 * 1000
 # =========================================================================== the SBD
 
 
-def padded_sbd(size: int) -> bytes:
-    """The interop invoice padded to about ``size`` bytes with base64 notes."""
+def padded_sbd_pieces(size: int) -> Iterator[bytes]:
+    """The interop invoice padded to about ``size`` bytes with base64 notes, in pieces (one
+    note at a time, so that a 200 MB SBD can be written to a file without being held)."""
     base = INVOICE.read_bytes()
     anchor = b"    <cbc:DocumentCurrencyCode>"
+    head, tail = base.split(anchor, 1)
     missing = max(0, size - len(base))
     rng = random.Random(size)
-    notes = bytearray()
     overhead = len(b"    <cbc:Note></cbc:Note>\n")
+    yield head
     while missing > overhead:
         text_len = min(NOTE_CHUNK, missing - overhead)
         raw = rng.randbytes(text_len * 3 // 4 + 3)
         text = base64.b64encode(raw)[:text_len]
-        notes += b"    <cbc:Note>" + text + b"</cbc:Note>\n"
+        yield b"    <cbc:Note>" + text + b"</cbc:Note>\n"
         missing -= overhead + text_len
-    return base.replace(anchor, bytes(notes) + anchor, 1)
+    yield anchor + tail
+
+
+def padded_sbd(size: int) -> bytes:
+    """The interop invoice padded to about ``size`` bytes with base64 notes."""
+    return b"".join(padded_sbd_pieces(size))
+
+
+def write_padded_sbd(path: Path, size: int) -> int:
+    """:func:`padded_sbd` with a fresh InstanceIdentifier, written to ``path``; its size."""
+    written = 0
+    with path.open("wb") as out:
+        for index, piece in enumerate(padded_sbd_pieces(size)):
+            data = fresh(piece) if index == 0 else piece
+            out.write(data)
+            written += len(data)
+    return written
 
 
 def fresh(sbd: bytes) -> bytes:
@@ -253,20 +275,52 @@ def as4_rate(
 # =========================================================================== the large message
 
 
+async def _create_over_api(runtime: Any, path: Path) -> str:
+    """POST the SBD in ``path`` to the sender's own message API (streamed from the file, as a
+    case system would), then send it; the message id."""
+    import aiohttp  # noqa: PLC0415
+    from aiohttp import web  # noqa: PLC0415
+
+    _, token = await runtime.service.create_client("bench case system", [SENDER_ORG])
+    runner = web.AppRunner(runtime.app, access_log=None)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/api/messages/out"
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            with path.open("rb") as body:
+                async with http.post(
+                    url, data=body, headers={"Content-Type": "application/xml"}
+                ) as response:
+                    if response.status != 200:
+                        raise RuntimeError(f"{response.status}: {(await response.text())[:400]}")
+                    created = await response.json()
+            header = created["standardBusinessDocumentHeader"]
+            message_id = str(header["documentIdentification"]["instanceIdentifier"])
+            async with http.post(f"{url}/{message_id}") as response:
+                if response.status != 200:
+                    raise RuntimeError(f"{response.status}: {(await response.text())[:400]}")
+    finally:
+        await runner.cleanup()
+    return message_id
+
+
 async def child_send(size: int, pki: Path, receiver_url: str, data: Path) -> dict[str, Any]:
-    """In a fresh process: create one ``size`` message, then send it; peaks and outcome."""
+    """In a fresh process: create one ``size`` message (written to a file, posted to the
+    message API), then send it over AS4; peaks and outcome."""
     at_start = vm_hwm()
-    runtime, client = await sender_runtime(data, pki, receiver_url)
+    runtime, _client = await sender_runtime(data, pki, receiver_url)
     result: dict[str, Any] = {"size": size, "hwm_start": at_start}
     try:
-        sbd = fresh(padded_sbd(size))
-        result["sbd_bytes"] = len(sbd)
+        path = data / "large.sbd.xml"
+        result["sbd_bytes"] = write_padded_sbd(path, size)
         try:
-            view = await runtime.service.create_and_send(client, sbd, [])
+            message_id = await _create_over_api(runtime, path)
         except Exception as exc:
             result["error"] = f"create: {type(exc).__name__}: {exc}"[:600]
             return result
-        del sbd
+        path.unlink()
         result["hwm_after_create"] = vm_hwm()
         # reset VmHWM to the current RSS so the send's own peak can be read
         Path("/proc/self/clear_refs").write_text("5")
@@ -274,7 +328,7 @@ async def child_send(size: int, pki: Path, receiver_url: str, data: Path) -> dic
         assert runtime.network is not None
         started = time.perf_counter()
         try:
-            await runtime.network.send(view.message_id)
+            await runtime.network.send(message_id)
         except Exception as exc:
             result["error"] = f"send: {type(exc).__name__}: {exc}"[:600]
             return result

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from access_point.api import manage, messages, statuses, subscriptions
+from access_point.api import capabilities, manage, messages, statuses, subscriptions
 from access_point.api.accesslog import SafeAccessLogger
 from access_point.api.auth import AUTHENTICATE, auth_middleware
 from access_point.api.common import SERVICE, SETTINGS, WEBHOOKS
@@ -55,6 +55,7 @@ API_ROUTES: tuple[Route, ...] = (
     *messages.ROUTES,
     *statuses.ROUTES,
     *subscriptions.ROUTES,
+    *capabilities.ROUTES,
     *manage.ROUTES,
 )
 

@@ -1,7 +1,10 @@
 """``/api/messages/out`` and ``/api/messages/in``: integrasjonspunkt's NextMove message API.
 
 Outgoing: create from an SBD, upload files one by one (streamed straight from the socket to
-the encrypted file store), send; or all in one multipart request. Incoming: search, peek (lock),
+the encrypted file store), send; or all in one multipart request. An XML SBD larger than
+``sbd_stream_threshold`` is streamed to the file store on create too, and read from there
+without being held (see :meth:`~access_point.messages.MessageService.create_streamed`); the
+multipart request stays within ``max_multipart_size``. Incoming: search, peek (lock),
 pop (the ASiC-E, streamed), delete (acknowledge).
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import BodyPartReader, StreamReader, hdrs, web
 
 from access_point.api.common import (
     JSON,
@@ -84,8 +87,68 @@ def _message_id(request: web.Request) -> str:
 # --------------------------------------------------------------------------- outgoing
 
 
+_BLANK = b"\xef\xbb\xbf \t\r\n"
+
+
+async def _read_head(content: StreamReader, size: int, *, known_size: bool) -> bytes:
+    """The start of the body: up to ``size`` bytes (fewer only when the body is shorter), or,
+    when the body's size is known already, only as far as its first character that is not
+    blank (the size and that character decide the path)."""
+    head = bytearray()
+    while len(head) < size:
+        chunk = await content.read(min(UPLOAD_CHUNK, size - len(head)))
+        if not chunk:
+            break
+        head += chunk
+        if known_size and head.lstrip(_BLANK):
+            break
+    return bytes(head)
+
+
+async def _then(head: bytes, content: StreamReader) -> AsyncIterator[bytes]:
+    # in pieces: one piece of many MB would be copied whole on its way to the file store
+    view = memoryview(head)
+    for at in range(0, len(view), UPLOAD_CHUNK):
+        yield bytes(view[at : at + UPLOAD_CHUNK])
+    del view
+    async for chunk in content.iter_chunked(UPLOAD_CHUNK):
+        yield chunk
+
+
+async def _read_body(request: web.Request) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """The SBD of a create: ``(body, None)`` read whole as always (the JSON form, or XML up to
+    ``sbd_stream_threshold``); ``(b"", chunks)`` for an XML SBD over the threshold, to be read
+    streamed (never whole in memory) up to ``max_sbd_size``."""
+    settings = request.app[SETTINGS]
+    threshold = settings.sbd_stream_threshold
+    length = request.content_length
+    if length is not None and length <= threshold:
+        return await request.read(), None
+    if length is not None and length > max(settings.max_sbd_size, request.client_max_size):
+        raise PayloadTooLarge(
+            f"the SBD is {length} bytes; the limit is {settings.max_sbd_size}", rule="sbd-size"
+        )
+    head = await _read_head(request.content, threshold + 1, known_size=length is not None)
+    if service_of(request).streams(head, size=length):
+        return b"", _then(head, request.content)
+    # not for the streamed path (JSON): whole, within the limit of every body read whole
+    limit = request.client_max_size
+    body = bytearray(head)
+    while len(body) <= limit and (chunk := await request.content.read(UPLOAD_CHUNK)):
+        body += chunk
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"the request body is larger than {limit} bytes (an XML SBD may be larger)",
+            rule="body-size",
+        )
+    return bytes(body), None
+
+
 async def create_message(request: web.Request) -> web.StreamResponse:
-    body = await request.read()
+    body, streamed = await _read_body(request)
+    if streamed is not None:
+        view = await service_of(request).create_streamed(client_of(request), streamed)
+        return json_response(view.to_json())
     if not body.strip():
         raise InvalidInput("the request body must be the SBD (JSON)", rule="body")
     _note_body_form(request, body)

@@ -1,8 +1,10 @@
 """``budstikke demo network``: two access points exchanging an arkivmelding over AS4.
 
 Two access points (PNO000001 serving organisation A, PNO000002 serving organisation B), each
-with its own database, files and key, on two local ports; each finds the other in its AS4
-directory. A's case system sends an arkivmelding with a PDF to B; it travels over AS4 (signed,
+with its own database, files and key, on two local ports; each discovers the other as the
+network does: the SML (a DNS server on loopback answering U-NAPTR) names the SMP (a local ELMA
+serving signed answers), which names the endpoint for the document type and process. A's case
+system sends an arkivmelding with a PDF to B; it travels over AS4 (signed,
 encrypted, the document package end-to-end encrypted to B's own certificate); B's system pops
 and opens it with B's key, acknowledges (LEVERT goes back over AS4) and answers with a
 kvittering (LEST). The demo prints A's status timeline.
@@ -25,13 +27,19 @@ from access_point.client import ApiClient
 from access_point.commands import demo_envelope
 from access_point.commands.exchange import nextmove_sbd
 from adapters.noark import minimal_arkivmelding
+from adapters.standins.dns import SmlStandin
+from elma.model import ParticipantId as ElmaParticipant
+from elma.registry import MemoryRegistry, record_from_json
+from elma.server import ElmaServer
+from routing.sml import SML_ZONE_TEST
 from sbdh.package import open_package
-from sbdh.pki import Credential, generate_dev_pki, init_pki
+from sbdh.pki import Credential, generate_dev_pki, init_pki, issue_end_entity
 from sbdh.trust import TrustStore
 
 A, B = "991825827", "974760673"
 KVITTERING = "urn:no:difi:arkivmelding:xsd::arkivmelding_kvittering"
 RESPONSE = "urn:no:difi:profile:arkivmelding:response:ver1.0"
+ARKIVMELDING_PROCESS = "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0"
 
 
 async def network_demo(base: Path, free_port: Any, step: Any, wait_for: Any) -> int:
@@ -48,23 +56,38 @@ async def network_demo(base: Path, free_port: Any, step: Any, wait_for: Any) -> 
     runtimes: dict[str, Runtime] = {}
     runners: list[web.AppRunner] = []
     started = time.monotonic()
+    sml = SmlStandin(zone=SML_ZONE_TEST)
+    await sml.start()
+    smp_signer = issue_end_entity(
+        pki.ap_ca, "PNO000900", now=datetime.now(UTC), organisation="Local ELMA"
+    )
+    registry = MemoryRegistry()
+    for name, org in names.items():
+        pem = (pki_dir / "access-points" / f"{name}.pem").read_bytes()
+        registry.put(
+            record_from_json(
+                eformidling_registration(pem, f"http://127.0.0.1:{ports[name]}/as4"),
+                participant=ElmaParticipant.peppol(f"0192:{org}"),
+            )
+        )
+    elma = ElmaServer(registry, smp_signer, sml=sml)  # publishes them in the SML as it starts
+    await elma.start()
     try:
+        print(f"SML (DNS) at {sml.address[0]}:{sml.address[1]}, SMP (ELMA) at {elma.url}")
         for name, org in names.items():
             other = next(n for n in names if n != name)
             data = base / name
             data.mkdir()
+            # the SMP gives the endpoint; the directory adds the receiving organisation's own
+            # certificate (which no SMP publishes) for end-to-end encryption of the package
             (data / "directory.json").write_text(
                 json.dumps(
                     {
                         "participants": {
                             f"0192:{names[other]}": {
-                                "endpoint": f"http://127.0.0.1:{ports[other]}/as4",
-                                "access_point_certificate": str(
-                                    pki_dir / "access-points" / f"{other}.pem"
-                                ),
                                 "organisation_certificate": str(
                                     pki_dir / "organisations" / f"{names[other]}.pem"
-                                ),
+                                )
                             }
                         }
                     },
@@ -72,7 +95,14 @@ async def network_demo(base: Path, free_port: Any, step: Any, wait_for: Any) -> 
                 )
             )
             settings = load_settings(
-                {}, data_dir=data, port=ports[name], pki_dir=pki_dir, ap_name=name
+                {},
+                data_dir=data,
+                port=ports[name],
+                pki_dir=pki_dir,
+                ap_name=name,
+                sml_zone=SML_ZONE_TEST,
+                sml_nameserver=f"{sml.address[0]}:{sml.address[1]}",
+                registry_allow_http=True,
             )
             runtime = await create_runtime(settings)
             runner = web.AppRunner(runtime.app, access_log=None)
@@ -93,6 +123,45 @@ async def network_demo(base: Path, free_port: Any, step: Any, wait_for: Any) -> 
     finally:
         for runner in runners:
             await runner.cleanup()
+        await elma.stop()
+        await sml.stop()
+
+
+#: what each organisation receives: the arkivmelding (here in the administrasjon area), and in
+#: the response process the kvittering and eFormidling's status messages
+EFORMIDLING_RECEIVES = (
+    ("urn:no:difi:arkivmelding:xsd::arkivmelding", ARKIVMELDING_PROCESS),
+    (KVITTERING, RESPONSE),
+    ("urn:no:difi:eformidling:xsd::status", RESPONSE),
+)
+
+
+def eformidling_registration(
+    certificate_pem: bytes, url: str, receives: Any = EFORMIDLING_RECEIVES
+) -> dict[str, Any]:
+    """An ELMA registration (admin API JSON) of an organisation whose access point is at
+    ``url`` with ``certificate_pem``: one AS4 endpoint for each (document type, process)."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for document_type, process in receives:
+        by_type.setdefault(document_type, []).append(
+            {
+                "process": f"cenbii-procid-ubl::{process}",
+                "endpoints": [
+                    {
+                        "transport_profile": "peppol-transport-as4-v2_0",
+                        "url": url,
+                        "certificate": certificate_pem.decode("ascii"),
+                        "description": "Budstikke",
+                        "technical_contact": "mailto:drift@example.no",
+                    }
+                ],
+            }
+        )
+    return {
+        "services": [
+            {"document_type": f"busdox-docid-qns::{d}", "processes": p} for d, p in by_type.items()
+        ]
+    }
 
 
 async def _exchange(

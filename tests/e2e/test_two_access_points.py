@@ -2,14 +2,18 @@
 keys and organisations, exchanging an arkivmelding over AS4.
 
 Organisation A (991825827) is served by access point PNO000001, organisation B (974760673) by
-PNO000002; each knows the other from its directory. A's case system sends an arkivmelding with a
-PDF to B; B's system peeks, pops the package (end-to-end encrypted to B's own certificate),
-acknowledges and answers with a kvittering; A sees OPPRETTET → SENDT → MOTTATT → LEVERT → LEST.
+PNO000002. Twice: once each knows the other from its configured directory, once nothing is
+configured and each discovers the other as the network does, through the SML (a DNS server on
+loopback answering U-NAPTR) and the SMP it names (a local ELMA serving signed answers). A's case
+system sends an arkivmelding with a PDF to B; B's system peeks, pops the package (end-to-end
+encrypted to B's own certificate, which A's directory holds), acknowledges and answers with a
+kvittering; A sees OPPRETTET → SENDT → MOTTATT → LEVERT → LEST, and why each message went where.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -18,24 +22,32 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 
 from access_point.client import ApiClient
+from access_point.commands.demo_network import eformidling_registration
 from access_point.commands.exchange import nextmove_sbd
 from adapters.noark import minimal_arkivmelding
+from adapters.standins.dns import SmlStandin
+from elma.registry import MemoryRegistry
+from elma.server import ElmaServer
+from routing.sml import SML_ZONE_TEST
 from sbdh.package import open_package
-from sbdh.pki import Credential, DevPki, init_pki
+from sbdh.pki import Credential, DevPki, init_pki, issue_end_entity
 from sbdh.trust import TrustStore
+from tests.e2e.smp_network import TOKEN, admin
 
 ORG_A, ORG_B = "991825827", "974760673"
 KVITTERING = "urn:no:difi:arkivmelding:xsd::arkivmelding_kvittering"
 RESPONSE = "urn:no:difi:profile:arkivmelding:response:ver1.0"
+PROCESS = "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 T = TypeVar("T")
 
@@ -47,6 +59,8 @@ class AccessPoint:
     token: str
     env: dict[str, str]
     process: subprocess.Popen[bytes]
+    #: found through SML and SMP rather than a configured directory
+    discovered: bool = False
 
 
 def _free_port() -> int:
@@ -84,65 +98,91 @@ def _wait_healthy(ap: AccessPoint, log: Path) -> None:
             time.sleep(0.2)
 
 
-@pytest.fixture
-def access_points(tmp_path: Path, dev_pki: DevPki) -> Iterator[dict[str, AccessPoint]]:
+@pytest.fixture(params=["directory", "discovered"])
+async def access_points(
+    request: pytest.FixtureRequest, tmp_path: Path, dev_pki: DevPki
+) -> AsyncIterator[dict[str, AccessPoint]]:
+    discovered = request.param == "discovered"
     pki = tmp_path / "pki"
     init_pki(pki, dev_pki)
     ports = {"PNO000001": _free_port(), "PNO000002": _free_port()}
     serves = {"PNO000001": ORG_A, "PNO000002": ORG_B}
     started: dict[str, AccessPoint] = {}
-    try:
-        for name, org in serves.items():
-            other = next(n for n in serves if n != name)
-            data = tmp_path / name
-            data.mkdir()
-            (data / "directory.json").write_text(
-                json.dumps(
-                    {
-                        "participants": {
-                            f"0192:{serves[other]}": {
-                                "endpoint": f"http://127.0.0.1:{ports[other]}/as4",
-                                "access_point_certificate": str(
-                                    pki / "access-points" / f"{other}.pem"
-                                ),
-                                "organisation_certificate": str(
-                                    pki / "organisations" / f"{serves[other]}.pem"
-                                ),
-                            }
-                        }
+    async with contextlib.AsyncExitStack() as stack:
+        network_env: dict[str, str] = {}
+        if discovered:
+            sml = await stack.enter_async_context(SmlStandin(zone=SML_ZONE_TEST))
+            signer = issue_end_entity(
+                dev_pki.ap_ca, "PNO000900", now=datetime.now(UTC), organisation="Local ELMA"
+            )
+            elma = await stack.enter_async_context(
+                ElmaServer(MemoryRegistry(), signer, admin_token=TOKEN, sml=sml)
+            )
+            async with aiohttp.ClientSession() as session:
+                for name, org in serves.items():
+                    pem = (pki / "access-points" / f"{name}.pem").read_bytes()
+                    body = eformidling_registration(pem, f"http://127.0.0.1:{ports[name]}/as4")
+                    status, answer, _ = await admin(
+                        session, elma.url, "PUT", f"iso6523-actorid-upis::0192:{org}", body=body
+                    )
+                    assert status in (200, 201), answer
+            host, port = sml.address
+            network_env = {
+                "BUDSTIKKE_SML_ZONE": SML_ZONE_TEST,
+                "BUDSTIKKE_SML_NAMESERVER": f"{host}:{port}",
+                "BUDSTIKKE_REGISTRY_ALLOW_HTTP": "true",
+            }
+        try:
+            for name, org in serves.items():
+                other = next(n for n in serves if n != name)
+                data = tmp_path / name
+                data.mkdir()
+                # discovered: the directory holds only B's own certificate (the SMP publishes
+                # access points' certificates, not organisations'), for end-to-end encryption
+                entry = {
+                    "organisation_certificate": str(pki / "organisations" / f"{serves[other]}.pem")
+                }
+                if not discovered:
+                    entry |= {
+                        "endpoint": f"http://127.0.0.1:{ports[other]}/as4",
+                        "access_point_certificate": str(pki / "access-points" / f"{other}.pem"),
                     }
+                (data / "directory.json").write_text(
+                    json.dumps({"participants": {f"0192:{serves[other]}": entry}})
                 )
-            )
-            env = {k: v for k, v in os.environ.items() if not k.startswith("BUDSTIKKE_")}
-            env.update(
-                BUDSTIKKE_DATA_DIR=str(data),
-                BUDSTIKKE_PORT=str(ports[name]),
-                BUDSTIKKE_PKI_DIR=str(pki),
-                BUDSTIKKE_AP_NAME=name,
-                BUDSTIKKE_LIFETIME_SWEEP="3600",
-            )
-            _budstikke("db", "upgrade", env=env)
-            token = json.loads(
-                _budstikke("client", "add", f"case system {org}", "--org", org, "--json", env=env)
-            )["token"]
-            log = tmp_path / f"{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "access_point.cli", "serve"],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
+                env = {k: v for k, v in os.environ.items() if not k.startswith("BUDSTIKKE_")}
+                env.update(
+                    BUDSTIKKE_DATA_DIR=str(data),
+                    BUDSTIKKE_PORT=str(ports[name]),
+                    BUDSTIKKE_PKI_DIR=str(pki),
+                    BUDSTIKKE_AP_NAME=name,
+                    BUDSTIKKE_LIFETIME_SWEEP="3600",
+                    **network_env,
                 )
-            started[name] = AccessPoint(
-                name, f"http://127.0.0.1:{ports[name]}", token, env, process
-            )
-            _wait_healthy(started[name], log)
-        yield started
-    finally:
-        for ap in started.values():
-            ap.process.terminate()
-        for ap in started.values():
-            ap.process.wait(timeout=30)
+                _budstikke("db", "upgrade", env=env)
+                token = json.loads(
+                    _budstikke(
+                        "client", "add", f"case system {org}", "--org", org, "--json", env=env
+                    )
+                )["token"]
+                log = tmp_path / f"{name}.log"
+                with log.open("wb") as out:
+                    process = subprocess.Popen(
+                        [sys.executable, "-m", "access_point.cli", "serve"],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                started[name] = AccessPoint(
+                    name, f"http://127.0.0.1:{ports[name]}", token, env, process, discovered
+                )
+                _wait_healthy(started[name], log)
+            yield started
+        finally:
+            for ap in started.values():
+                ap.process.terminate()
+            for ap in started.values():
+                ap.process.wait(timeout=30)
 
 
 async def _eventually(what: str, probe: Callable[[], Awaitable[T | None]]) -> T:
@@ -190,6 +230,8 @@ async def test_an_arkivmelding_goes_to_another_access_point_and_back(
         assert header["sender"][0]["identifier"]["value"] == f"0192:{ORG_A}"
         package = tmp_path / "package.cms"
         assert await receiver.pop(message_id, package) > 0
+        # end to end: only B's own key opens it (when A's directory knows B's certificate; the
+        # SMP publishes access points' certificates, not organisations'); A's AP signed it
         # end to end: only B's own key opens it; the signature is A's access point's
         organisation: Credential = dev_pki.organisations[ORG_B]
         with package.open("rb") as source:
@@ -238,3 +280,37 @@ async def test_an_arkivmelding_goes_to_another_access_point_and_back(
         )
         on_b = [s["status"] for s in await receiver.statuses(message_id)]
         assert on_b == ["INNKOMMENDE_MOTTATT", "INNKOMMENDE_LEVERT"]
+        # why it went there: A's decision names the rule and, when discovered, the SMP
+        [decision] = await _routing(a, message_id)
+        assert decision["channel"] == "AS4"
+        if a.discovered:
+            assert decision["rule"] == "ORG-SMP"
+            assert decision["route"]["evidence"]["smp"].startswith("http://127.0.0.1")
+        else:
+            assert decision["rule"] == "ORG-OVERRIDE"
+        # and what B can be sent, as A's case system asks before sending
+        capabilities = await _capabilities(a, ORG_B)
+        processes = {c["process"] for c in capabilities}
+        if a.discovered:
+            assert processes == {PROCESS, RESPONSE}
+            assert all(c["transport"] == "as4" for c in capabilities)
+        else:
+            assert processes == set()  # not discoverable: only the directory knows B
+
+
+async def _routing(ap: AccessPoint, message_id: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {ap.token}"}
+    url = f"{ap.url}/api/messages/out/{message_id}/routing"
+    async with aiohttp.ClientSession(headers=headers) as http, http.get(url) as response:
+        assert response.status == 200, await response.text()
+        decisions: list[dict[str, Any]] = (await response.json())["decisions"]
+        return decisions
+
+
+async def _capabilities(ap: AccessPoint, receiver: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {ap.token}"}
+    url = f"{ap.url}/api/capabilities/{receiver}"
+    async with aiohttp.ClientSession(headers=headers) as http, http.get(url) as response:
+        assert response.status == 200, await response.text()
+        found: list[dict[str, Any]] = (await response.json())["capabilities"]
+        return found
