@@ -11,10 +11,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from access_point.commands import admin, demo, elma, exchange, package, pki, sbd, serve, worker
+from access_point.commands import (
+    admin,
+    demo,
+    elma,
+    exchange,
+    lookup,
+    package,
+    pki,
+    registry,
+    sbd,
+    serve,
+    worker,
+)
 from sbdh.errors import BusError
 
-_GROUPS = (demo, serve, worker, exchange, admin, elma, sbd, package, pki)
+_GROUPS = (demo, serve, worker, exchange, admin, elma, sbd, package, pki, lookup, registry)
 
 
 def build_parser() -> argparse.ArgumentParser:
