@@ -858,20 +858,6 @@ def _conversation_values(
     }
 
 
-_INSERT_EVENT_RETURNING_PK: dict[str, Any] = {}
-
-
-def _insert_event_returning_pk(connection: AsyncConnection) -> Any:
-    """``INSERT INTO status_events … ON CONFLICT DO NOTHING RETURNING id, message_pk``."""
-    dialect = connection.dialect.name
-    statement = _INSERT_EVENT_RETURNING_PK.get(dialect)
-    if statement is None:
-        base = insert_ignore(connection, status_events, "message_pk", "status")
-        statement = base.returning(status_events.c.id, status_events.c.message_pk)
-        _INSERT_EVENT_RETURNING_PK[dialect] = statement
-    return statement
-
-
 def _decision_values(pk: int, decision: RoutingDecision) -> dict[str, Any]:
     """The routing_decisions row of ``decision`` for message ``pk``."""
     return {
@@ -894,20 +880,6 @@ class _Delivery:
 
 class _RoundConflict(Exception):
     """A round that must be written item by item instead (see :class:`GroupCommit`)."""
-
-
-_INSERT_COPY: dict[str, Any] = {}
-
-
-def _insert_copy(connection: AsyncConnection) -> Any:
-    """``INSERT INTO messages … ON CONFLICT DO NOTHING RETURNING id, message_id``."""
-    dialect = connection.dialect.name
-    statement = _INSERT_COPY.get(dialect)
-    if statement is None:
-        base = insert_ignore(connection, messages, "message_id", "direction")
-        statement = base.returning(messages.c.id, messages.c.message_id)
-        _INSERT_COPY[dialect] = statement
-    return statement
 
 
 @dataclass(frozen=True)
@@ -1951,7 +1923,9 @@ class MessageService:
             }
             for item in items
         ]
-        statement = _insert_event_returning_pk(connection)
+        statement = insert_ignore(
+            connection, status_events, "message_pk", "status", returning=("id", "message_pk")
+        )
         result = await connection.execute(statement, events[0] if len(events) == 1 else events)
         event_of = {row.message_pk: row.id for row in result.all()}
         files = [
@@ -2562,7 +2536,10 @@ class MessageService:
             for row in rows
         ]
         inserted = await connection.execute(
-            _insert_copy(connection), values[0] if len(values) == 1 else values
+            insert_ignore(
+                connection, messages, "message_id", "direction", returning=("id", "message_id")
+            ),
+            values[0] if len(values) == 1 else values,
         )
         incoming = {r.message_id: r.id for r in inserted.all()}
         copied = [row for row in rows if row.message_id in incoming]

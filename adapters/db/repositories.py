@@ -40,7 +40,10 @@ _STATEMENTS: dict[tuple[str, ...], Any] = {}
 
 
 def insert_ignore(
-    connection: AsyncConnection, table: sa.Table, *conflict: str, returning: str | None = None
+    connection: AsyncConnection,
+    table: sa.Table,
+    *conflict: str,
+    returning: str | tuple[str, ...] | None = None,
 ) -> Any:
     """``INSERT … ON CONFLICT (conflict) DO NOTHING [RETURNING returning]`` for the dialect.
 
@@ -48,13 +51,14 @@ def insert_ignore(
     ``.values(...)`` on every call cost more Python time than the round trip they make.
     """
     dialect = connection.dialect.name
-    key = ("insert-ignore", dialect, table.name, *conflict, returning or "")
+    columns = (returning,) if isinstance(returning, str) else tuple(returning or ())
+    key = ("insert-ignore", dialect, table.name, *conflict, "->", *columns)
     statement = _STATEMENTS.get(key)
     if statement is None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         statement = insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-        if returning:
-            statement = statement.returning(table.c[returning])
+        if columns:
+            statement = statement.returning(*(table.c[name] for name in columns))
         _STATEMENTS[key] = statement
     return statement
 
