@@ -2604,8 +2604,14 @@ class MessageService:
                     current, moved = status, True
             if moved:
                 # the row is locked (FOR UPDATE): its status cannot have moved since it was read
-                moves.append({"pk": row.id, "new_status": current.value, "now": now, "done": False})
-                moves[-1]["done"] = is_terminal(current)
+                moves.append(
+                    {
+                        "pk": row.id,
+                        "new_status": current.value,
+                        "now": now,
+                        "done": is_terminal(current),
+                    }
+                )
         if moves:
             await connection.execute(_SET_STATUS, moves)
             await connection.execute(

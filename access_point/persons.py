@@ -32,7 +32,7 @@ from routing.policy import (
     registry_outcome,
 )
 from routing.registers import PersonRecord, PopulationRegisterClient
-from sbdh.errors import BusError, InvalidIdentifier, NotFound, PermanentDeliveryError
+from sbdh.errors import BusError, InvalidIdentifier, PermanentDeliveryError
 from sbdh.identifiers import NationalId
 
 __all__ = ["PersonRoutes", "national_id_of", "undeliverable"]
@@ -118,7 +118,7 @@ class PersonRoutes:
             record: PersonRecord = await self.population_guard.lookup(
                 national_id, population.lookup
             )
-        except (NotFound, BusError) as exc:
+        except BusError as exc:  # not found included: NotFound is a BusError
             return registry_outcome(exc, Registry.POPULATION)
         return record
 

@@ -30,7 +30,7 @@ from access_point.messages import PROCESSES, expected_message_type, party_key
 from access_point.routes import NetworkRoutes
 from access_point.statuses import ServiceIdentifier
 from routing.policy import AS4_TRANSPORT_PROFILES
-from sbdh.errors import InvalidIdentifier, TransientDeliveryError
+from sbdh.errors import BusError, InvalidIdentifier, TransientDeliveryError
 from sbdh.identifiers import ParticipantId
 
 __all__ = ["CAPABILITIES", "ROUTES", "Capabilities"]
@@ -70,7 +70,7 @@ class Capabilities:
             found = await self.routes.capabilities(participant)
         except TransientDeliveryError:
             raise
-        except Exception:  # not registered, or an answer we do not trust: nothing to offer
+        except BusError:  # not registered, or an answer we do not trust: nothing to offer
             return []
         by_process: dict[str, list[str]] = {}
         for capability in found:
